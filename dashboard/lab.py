@@ -1,0 +1,83 @@
+"""REST blueprint of the leak lab: the scenario catalogue and the runs."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request, send_file
+
+from . import errors, get_memdash, scenarios
+
+bp = Blueprint("lab", __name__, url_prefix="/api")
+
+
+def json_body() -> dict:
+    """The request's JSON object (an empty body counts as {}), or a 400."""
+    if not request.get_data():
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise errors.BadRequest("the body must be a JSON object")
+    return body
+
+
+@bp.get("/scenarios")
+def catalogue():
+    return jsonify({"scenarios": scenarios.catalogue(), "node": scenarios.node_status()})
+
+
+@bp.post("/scenarios/<scenario_id>/start")
+def start(scenario_id: str):
+    body = json_body()
+    run = get_memdash().workers.start_run(
+        scenario_id, body.get("variant"), body.get("runtime", "python"), body.get("params")
+    )
+    return jsonify(run.to_dict()), 201
+
+
+@bp.post("/scenarios/<scenario_id>/compare")
+def compare(scenario_id: str):
+    body = json_body()
+    runs = get_memdash().workers.compare(
+        scenario_id, body.get("runtime", "python"), body.get("params")
+    )
+    return jsonify({"runs": [run.to_dict() for run in runs]}), 201
+
+
+@bp.get("/runs")
+def runs():
+    return jsonify({"runs": [run.to_dict() for run in get_memdash().workers.list()]})
+
+
+@bp.post("/runs/stop-all")
+def stop_all():
+    stopped = get_memdash().workers.stop_all()
+    return jsonify({"stopped": [run.to_dict() for run in stopped]})
+
+
+@bp.post("/runs/<run_id>/stop")
+def stop(run_id: str):
+    return jsonify(get_memdash().workers.stop(run_id).to_dict())
+
+
+@bp.post("/runs/<run_id>/leak-report")
+def leak_report(run_id: str):
+    body = json_body()
+    seconds = body.get("seconds", 5)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 1 <= seconds <= 60:
+        raise errors.BadRequest("seconds must be a number between 1 and 60")
+    return jsonify(get_memdash().workers.leak_report(run_id, float(seconds)))
+
+
+@bp.post("/runs/<run_id>/heap-snapshot")
+def heap_snapshot(run_id: str):
+    path = get_memdash().workers.heap_snapshot(run_id)
+    return jsonify({"url": f"/api/runs/{run_id}/heap-snapshot/{path.name}", "name": path.name})
+
+
+@bp.get("/runs/<run_id>/heap-snapshot/<name>")
+def download_snapshot(run_id: str, name: str):
+    workers = get_memdash().workers
+    workers.get(run_id)
+    path = workers.snapshot_dir / name
+    if "/" in name or not path.is_file():
+        raise errors.NotFound(f"no heap snapshot {name!r}")
+    return send_file(path, as_attachment=True, download_name=name)

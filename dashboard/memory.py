@@ -1,0 +1,327 @@
+"""Reading process and system memory: the only module that touches /proc or psutil.
+
+A process is identified by :class:`ProcessKey` (PID *and* create time), so a PID that is
+reused by a new process is never mixed into the old one's series.
+
+Fast figures come from ``/proc/PID/statm`` through a file descriptor that stays open
+(:class:`StatmReader`): a ``pread`` costs about a microsecond, and because the descriptor
+is bound to the process it was opened for, reading it after that process exited fails with
+ESRCH even if the PID was reused meanwhile. Detail figures (USS, PSS, swap, anon) come from
+``/proc/PID/smaps_rollup``, which costs milliseconds on a large process, so callers read it
+at a slower rate.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from contextlib import contextmanager
+from typing import Iterator, NamedTuple
+
+import psutil
+
+from . import errors
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_PF_KTHREAD = 0x00200000  # task flag of kernel threads (include/linux/sched.h)
+
+
+def pid_max() -> int:
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            return int(f.read())
+    except OSError:
+        return 4194304
+
+
+class ProcessKey(NamedTuple):
+    pid: int
+    create_time: float
+
+
+# -- turning OS errors into memdash errors -------------------------------------------------
+
+
+@contextmanager
+def translate(pid: int) -> Iterator[None]:
+    """Map psutil and OS errors raised while reading ``pid`` to :mod:`dashboard.errors`."""
+    try:
+        yield
+    except psutil.ZombieProcess as e:
+        raise errors.ZombieProcess(f"process {pid} is a zombie: it has exited") from e
+    except psutil.NoSuchProcess as e:
+        raise errors.NoSuchProcess(f"no process with pid {pid}") from e
+    except psutil.AccessDenied as e:
+        raise errors.AccessDenied(
+            f"access to process {pid} denied: it belongs to another user; "
+            "run memdash as that user or as root"
+        ) from e
+    except PermissionError as e:
+        raise errors.AccessDenied(
+            f"access to process {pid} denied: it belongs to another user; "
+            "run memdash as that user or as root"
+        ) from e
+    except (FileNotFoundError, ProcessLookupError) as e:
+        raise errors.NoSuchProcess(f"no process with pid {pid}") from e
+    except OSError as e:
+        if e.errno == errno.ESRCH:
+            raise errors.ProcessGone(f"process {pid} exited") from e
+        raise
+
+
+def check_pid(value: object) -> int:
+    """Validate a PID given by a client: an int in 1..pid_max (bools and strings refused)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.BadPid(f"pid must be an integer, got {value!r}")
+    if value <= 0 or value > pid_max():
+        raise errors.BadPid(f"pid {value} is out of range (1..{pid_max()})")
+    return value
+
+
+def parse_pid(text: str) -> int:
+    """Parse a PID from a URL or command line."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise errors.BadPid(f"pid must be an integer, got {text!r}") from None
+    return check_pid(value)
+
+
+# -- identifying processes -----------------------------------------------------------------
+
+
+def identify(pid: int) -> ProcessKey:
+    """Return the key of a live, user-space process, or raise a memdash error."""
+    check_pid(pid)
+    with translate(pid):
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            status = proc.status()
+            if status == psutil.STATUS_ZOMBIE:
+                raise errors.ZombieProcess(f"process {pid} is a zombie: it has exited")
+            if _is_kernel_thread(pid):
+                raise errors.KernelThread(
+                    f"process {pid} ({proc.name()}) is a kernel thread: it has no user memory"
+                )
+            return ProcessKey(pid, proc.create_time())
+
+
+def _is_kernel_thread(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    # Fields after the parenthesised command name; flags is the 9th field overall.
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return bool(int(fields[6]) & _PF_KTHREAD)
+
+
+def is_alive(key: ProcessKey) -> bool:
+    """True if ``key.pid`` still names the same process (same create time)."""
+    try:
+        return psutil.Process(key.pid).create_time() == key.create_time
+    except psutil.Error:
+        return False
+
+
+def describe(pid: int) -> dict:
+    """Who a process is: name, user, command line, create time, status, parent."""
+    check_pid(pid)
+    with translate(pid):
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            info = {
+                "pid": pid,
+                "name": proc.name(),
+                "create_time": proc.create_time(),
+                "status": proc.status(),
+                "ppid": proc.ppid(),
+            }
+            info["user"] = _safe(proc.username)
+            info["cmdline"] = " ".join(_safe(proc.cmdline) or [])
+    return info
+
+
+def _safe(getter):
+    try:
+        return getter()
+    except (psutil.AccessDenied, psutil.ZombieProcess, KeyError):
+        return None
+
+
+def list_processes(query: str = "", limit: int = 50) -> list[dict]:
+    """User-space processes sorted by RSS, descending; ``query`` matches name, cmdline or pid."""
+    query = query.strip().lower()
+    found = []
+    for proc in psutil.process_iter(["pid", "name", "username", "memory_info", "cmdline"]):
+        info = proc.info
+        mem = info["memory_info"]
+        if mem is None or mem.rss == 0:  # kernel threads, zombies, denied
+            continue
+        cmdline = " ".join(info["cmdline"] or [])
+        if query and not (
+            query in (info["name"] or "").lower()
+            or query in cmdline.lower()
+            or query == str(info["pid"])
+        ):
+            continue
+        found.append(
+            {
+                "pid": info["pid"],
+                "name": info["name"],
+                "user": info["username"],
+                "rss": mem.rss,
+                "cmdline": cmdline,
+            }
+        )
+    found.sort(key=lambda p: p["rss"], reverse=True)
+    return found[:limit]
+
+
+def descendants(pid: int) -> list[int]:
+    """PIDs of all descendants of ``pid`` (empty if it has gone)."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+# -- fast figures --------------------------------------------------------------------------
+
+
+FAST_FIELDS = ("rss", "vms", "shared", "text", "data")
+
+
+def _parse_statm(raw: bytes) -> dict:
+    size, resident, shared, text, _lib, data, _dt = raw.split()
+    return {
+        "rss": int(resident) * PAGE_SIZE,
+        "vms": int(size) * PAGE_SIZE,
+        "shared": int(shared) * PAGE_SIZE,
+        "text": int(text) * PAGE_SIZE,
+        "data": int(data) * PAGE_SIZE,
+    }
+
+
+class StatmReader:
+    """Reads one process's ``/proc/PID/statm`` through a descriptor kept open.
+
+    ``read()`` raises :class:`errors.ProcessGone` once the process has exited (a zombie reads
+    as all zeros and counts as exited), including when its PID now belongs to another process.
+    """
+
+    __slots__ = ("pid", "_fd")
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self._fd = -1
+        with translate(pid):
+            self._fd = os.open(f"/proc/{pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
+
+    def read(self) -> dict:
+        try:
+            raw = os.pread(self._fd, 128, 0)
+        except OSError as e:
+            raise errors.ProcessGone(f"process {self.pid} exited") from e
+        if raw.startswith(b"0 "):
+            raise errors.ProcessGone(f"process {self.pid} exited")
+        return _parse_statm(raw)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def read_fast(pid: int) -> dict:
+    """One-off read of the fast figures (rss, vms, shared, text, data) in bytes."""
+    reader = StatmReader(pid)
+    try:
+        return reader.read()
+    finally:
+        reader.close()
+
+
+# -- detail figures ------------------------------------------------------------------------
+
+
+_ROLLUP_FIELDS = {
+    b"Rss:": "rss",
+    b"Pss:": "pss",
+    b"Private_Clean:": "private_clean",
+    b"Private_Dirty:": "private_dirty",
+    b"Swap:": "swap",
+    b"Anonymous:": "anon",
+}
+
+
+def read_detail(pid: int) -> dict:
+    """USS, PSS, swap and anonymous memory ("heap + anonymous") from smaps_rollup, in bytes."""
+    with translate(pid):
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            raw = f.read()
+    if not raw:
+        # Reading a zombie or a kernel thread gives nothing.
+        raise errors.ProcessGone(f"process {pid} has no memory map (exited?)")
+    values: dict[str, int] = {}
+    for line in raw.splitlines()[1:]:
+        parts = line.split()
+        name = _ROLLUP_FIELDS.get(parts[0]) if parts else None
+        if name:
+            values[name] = int(parts[1]) * 1024
+    return {
+        "uss": values.get("private_clean", 0) + values.get("private_dirty", 0),
+        "pss": values.get("pss", 0),
+        "swap": values.get("swap", 0),
+        "anon": values.get("anon", 0),
+    }
+
+
+def read_mappings(pid: int) -> list[dict]:
+    """Every mapping of ``pid`` with its kind and RSS, from ``/proc/PID/smaps``."""
+    with translate(pid):
+        with open(f"/proc/{pid}/smaps", "rb") as f:
+            raw = f.read()
+    mappings: list[dict] = []
+    current: dict | None = None
+    for line in raw.splitlines():
+        head = line.split(None, 5)
+        if head and b"-" in head[0] and not head[0].endswith(b":"):
+            name = head[5].decode(errors="replace").strip() if len(head) > 5 else ""
+            current = {"address": head[0].decode(), "name": name, "kind": _kind(name), "rss": 0}
+            mappings.append(current)
+        elif current is not None and head and head[0] == b"Rss:":
+            current["rss"] = int(head[1]) * 1024
+    return mappings
+
+
+def _kind(name: str) -> str:
+    if name == "[heap]":
+        return "heap"
+    if name.startswith("[stack"):
+        return "stack"
+    if name == "" or name.startswith("[anon"):
+        return "anonymous"
+    if name.startswith("/"):
+        return "file"
+    return "other"
+
+
+# -- system --------------------------------------------------------------------------------
+
+
+def system() -> dict:
+    """System memory: total, available, used, percent, swap total and used, in bytes."""
+    vm = psutil.virtual_memory()
+    sw = psutil.swap_memory()
+    return {
+        "t": time.time(),
+        "total": vm.total,
+        "available": vm.available,
+        "used": vm.total - vm.available,
+        "percent": vm.percent,
+        "swap_total": sw.total,
+        "swap_used": sw.used,
+    }

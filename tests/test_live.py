@@ -1,0 +1,180 @@
+"""The real server, a real Socket.IO client: watching, live samples, exit, reuse, backfill."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import MiB, Viewer, wait_for
+
+
+def test_watch_acks_history_then_streams_live_samples(viewer, allocator):
+    # Given a viewer watching a child
+    ack = viewer.call("watch", {"pid": allocator.pid})
+    assert ack["pid"] == allocator.pid
+    assert ack["process"]["name"].startswith("python")
+    assert isinstance(ack["samples"], list)
+    first = viewer.next("samples", where=lambda p: p["pid"] == allocator.pid)
+    base = first["samples"][-1]["rss"]
+    # When the child allocates 80 MiB
+    allocator.alloc(80)
+    # Then live samples show it
+    grown = viewer.next(
+        "samples",
+        where=lambda p: p["pid"] == allocator.pid and p["samples"][-1]["rss"] > base + 70 * MiB,
+    )
+    sample = grown["samples"][-1]
+    assert {"t", "rss", "vms", "shared", "text", "data"} <= sample.keys()
+
+
+def test_detail_figures_arrive_about_once_a_second(viewer, allocator):
+    viewer.call("watch", {"pid": allocator.pid})
+    detail = viewer.next(
+        "samples",
+        timeout=5,
+        where=lambda p: p["pid"] == allocator.pid and any("uss" in s for s in p["samples"]),
+    )
+    sample = next(s for s in detail["samples"] if "uss" in s)
+    assert {"uss", "pss", "swap", "anon"} <= sample.keys()
+    assert 0 < sample["uss"] <= sample["rss"]
+
+
+def test_batches_are_at_most_about_ten_a_second(viewer, allocator):
+    # The test server samples at 20 Hz; messages must still come in batches.
+    viewer.call("watch", {"pid": allocator.pid})
+    viewer.next("samples", where=lambda p: p["pid"] == allocator.pid)
+    start = time.monotonic()
+    messages = samples = 0
+    while time.monotonic() - start < 2.0:
+        batch = viewer.next("samples", where=lambda p: p["pid"] == allocator.pid)
+        messages += 1
+        samples += len(batch["samples"])
+    assert messages <= 2.0 * 11
+    assert samples > messages  # more than one sample a message at 20 Hz
+
+
+def test_exit_is_reported_to_the_watchers(viewer, allocator):
+    viewer.call("watch", {"pid": allocator.pid})
+    viewer.next("samples", where=lambda p: p["pid"] == allocator.pid)
+    allocator.exit(0)
+    gone = viewer.next("process_exit", where=lambda p: p["pid"] == allocator.pid)
+    assert gone["reason"] in ("exited", "pid reused")
+    assert gone["t"] > 0
+
+
+def test_children_are_summed_when_asked(viewer, allocator):
+    # Given a parent whose child holds memory (the allocator is a child of this test process)
+    import os
+
+    ack = viewer.call("watch", {"pid": os.getpid(), "children": True})
+    assert ack["children"] is True
+    allocator.alloc(40)
+    batch = viewer.next(
+        "samples",
+        timeout=8,
+        where=lambda p: p["pid"] == os.getpid() and p["children"]
+        and any(s.get("children", 0) >= 1 for s in p["samples"]),
+    )
+    assert batch["samples"][-1]["children"] >= 1
+
+
+def test_reconnecting_viewer_gets_the_gap_backfilled(server, allocator):
+    # Given a viewer that saw samples up to time t, then dropped off
+    first = Viewer(server.url)
+    first.call("watch", {"pid": allocator.pid})
+    last_t = first.next("samples", where=lambda p: p["pid"] == allocator.pid)["samples"][-1]["t"]
+    first.close()
+    # When it comes back a moment later and asks for what it missed
+    time.sleep(0.5)  # the gap to be backfilled (not a wait for a condition)
+    again = Viewer(server.url)
+    try:
+        ack = again.call("watch", {"pid": allocator.pid, "since": last_t})
+        # Then the ack holds the samples from the gap, all newer than t, without a hole
+        times = [s["t"] for s in ack["samples"]]
+        assert times and times[0] > last_t
+        assert times[0] - last_t < 0.5
+        assert len(times) >= 5
+        assert all(b - a < 0.5 for a, b in zip(times, times[1:]))
+    finally:
+        again.close()
+
+
+def test_one_sampler_serves_many_viewers(server, viewer_factory, allocator):
+    viewers = [viewer_factory() for _ in range(5)]
+    for v in viewers:
+        v.call("watch", {"pid": allocator.pid})
+    batches = [v.next("samples", where=lambda p: p["pid"] == allocator.pid) for v in viewers]
+    # every viewer gets the same samples: one sampler, one series
+    stamps = [b["samples"][-1]["t"] for b in batches]
+    assert max(stamps) - min(stamps) < 1.0
+
+
+def test_a_stalled_viewer_does_not_delay_the_others(server, viewer_factory, allocator):
+    # Given one viewer that stops reading its socket entirely
+    import socket as pysocket
+
+    stalled = pysocket.create_connection(("127.0.0.1", server.port))
+    stalled.sendall(
+        b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    try:
+        healthy = viewer_factory()
+        healthy.call("watch", {"pid": allocator.pid})
+        # Then the healthy viewer still gets a steady stream
+        count = 0
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            healthy.next("samples", where=lambda p: p["pid"] == allocator.pid)
+            count += 1
+        assert count >= 10
+    finally:
+        stalled.close()
+
+
+def test_system_memory_is_pushed_every_second(viewer):
+    first = viewer.next("system", timeout=5)
+    assert {"total", "available", "used", "swap_total", "swap_used"} <= first.keys()
+    second = viewer.next("system", timeout=5)
+    assert second["t"] > first["t"]
+
+
+def test_unwatch_stops_samples(viewer, allocator):
+    viewer.call("watch", {"pid": allocator.pid})
+    viewer.next("samples", where=lambda p: p["pid"] == allocator.pid)
+    assert viewer.call("unwatch", {"pid": allocator.pid}) == {"pid": allocator.pid, "ok": True}
+    time.sleep(0.3)  # let batches already queued arrive
+    while not viewer.events["samples"].empty():
+        viewer.events["samples"].get_nowait()
+    with pytest.raises(AssertionError):
+        viewer.next("samples", timeout=1, where=lambda p: p["pid"] == allocator.pid)
+
+
+def test_rest_samples_of_a_watched_pid_return_history(server, viewer, allocator):
+    viewer.call("watch", {"pid": allocator.pid})
+    viewer.next("samples", where=lambda p: p["pid"] == allocator.pid)
+    body = wait_for(
+        lambda: (r := server.get(f"/api/processes/{allocator.pid}/samples").json())
+        and len(r["samples"]) >= 3 and r,
+        message="history over REST",
+    )
+    t = body["samples"][1]["t"]
+    later = server.get(f"/api/processes/{allocator.pid}/samples", params={"since": t}).json()
+    assert all(s["t"] > t for s in later["samples"])
+
+
+def test_pid_reuse_is_a_new_series(viewer):
+    # Given a watched process that exits
+    proc = subprocess.Popen(["sleep", "30"])
+    ack = viewer.call("watch", {"pid": proc.pid})
+    created = ack["process"]["create_time"]
+    proc.kill()
+    proc.wait()
+    viewer.next("process_exit", where=lambda p: p["pid"] == proc.pid)
+    # When something new is watched under the same PID we cannot force reuse, but a watch of
+    # the dead PID must not revive the old series
+    again = viewer.call("watch", {"pid": proc.pid})
+    assert "error" in again or again["process"]["create_time"] != created

@@ -1,0 +1,164 @@
+"""Reading memory: figures agree with the kernel's; OS errors become memdash errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dashboard import errors, memory
+from tests.conftest import MiB, wait_for
+
+
+def test_fast_rss_agrees_with_vmrss_after_a_known_allocation(allocator):
+    # Given a child that allocates and touches 100 MiB
+    before = memory.read_fast(allocator.pid)["rss"]
+    allocator.alloc(100)
+    # When memdash reads it, right next to the kernel's own VmRSS
+    rss = memory.read_fast(allocator.pid)["rss"]
+    vmrss = allocator.vmrss()
+    # Then the two agree within 2 %, and the growth is the allocation
+    assert abs(rss - vmrss) <= 0.02 * vmrss
+    assert 95 * MiB <= rss - before <= 110 * MiB
+
+
+def test_detail_sees_the_allocation_as_private_anonymous_memory(allocator):
+    # Given a child that allocates 64 MiB
+    before = memory.read_detail(allocator.pid)
+    allocator.alloc(64)
+    # When the detail figures are read
+    after = memory.read_detail(allocator.pid)
+    # Then USS, PSS and anon all grew by about 64 MiB
+    for name in ("uss", "pss", "anon"):
+        assert 60 * MiB <= after[name] - before[name] <= 70 * MiB, name
+
+
+def test_statm_reader_reports_exit_and_never_reads_a_reused_pid(allocator):
+    # Given a reader opened on a live child
+    reader = memory.StatmReader(allocator.pid)
+    assert reader.read()["rss"] > 0
+    # When the child exits (and is reaped, so its PID is free for reuse)
+    allocator.exit()
+    # Then the reader says it is gone instead of reading whatever has that PID now
+    with pytest.raises(errors.ProcessGone):
+        reader.read()
+    reader.close()
+
+
+def test_a_key_is_pid_and_create_time(allocator):
+    key = memory.identify(allocator.pid)
+    assert key.pid == allocator.pid
+    assert memory.is_alive(key)
+    # A process with the same PID but another create time is another process.
+    assert not memory.is_alive(memory.ProcessKey(key.pid, key.create_time - 1))
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [
+        ("abc", errors.BadPid),
+        ("-5", errors.BadPid),
+        ("0", errors.BadPid),
+        (str(2**40), errors.BadPid),
+        ("1.5", errors.BadPid),
+    ],
+)
+def test_bad_pid_text_is_a_bad_pid(value, error):
+    with pytest.raises(error):
+        memory.parse_pid(value)
+
+
+def test_check_pid_refuses_bools_and_strings():
+    for value in (True, "12", 1.0, None, [1]):
+        with pytest.raises(errors.BadPid):
+            memory.check_pid(value)
+
+
+def test_nonexistent_pid_is_no_such_process():
+    # Given a PID that was just freed
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    # Then identifying or reading it says so
+    with pytest.raises(errors.NoSuchProcess):
+        memory.identify(proc.pid)
+    with pytest.raises(errors.NoSuchProcess):
+        memory.read_fast(proc.pid)
+
+
+def test_kernel_thread_is_refused():
+    # kthreadd is PID 2 on Linux
+    with pytest.raises(errors.KernelThread):
+        memory.identify(2)
+
+
+def test_zombie_is_refused():
+    # Given a child that exited but was not reaped yet
+    proc = subprocess.Popen(["true"])
+    wait_for(lambda: memory.describe(proc.pid)["status"] == "zombie", message="a zombie")
+    # Then it cannot be watched
+    with pytest.raises(errors.ZombieProcess):
+        memory.identify(proc.pid)
+    proc.wait()
+
+
+def as_nobody(function) -> str:
+    """Run ``function`` in a forked child that dropped root; return what it returns."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no interpreter start-up, so no files to read as nobody
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            result = function()
+        except BaseException as e:  # report anything back to the parent
+            result = f"raised {e!r}"
+        os.write(write_end, str(result).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as f:
+        out = f.read()
+    os.waitpid(pid, 0)
+    return out
+
+
+def test_another_users_process_is_access_denied():
+    # Given a reader that is not the owner of PID 1 (root's), nor root
+    def read_init():
+        try:
+            memory.read_detail(1)
+        except errors.AccessDenied as e:
+            return e.code
+        return "read it"
+
+    # When it reads PID 1's detail figures
+    result = as_nobody(read_init) if os.geteuid() == 0 else read_init()
+    # Then the OS's PermissionError comes out as memdash's access_denied
+    assert result == "access_denied"
+
+
+def test_system_figures_are_consistent():
+    s = memory.system()
+    assert 0 < s["available"] <= s["total"]
+    assert s["used"] == s["total"] - s["available"]
+
+
+def test_list_processes_is_sorted_by_rss_and_filters(allocator):
+    allocator.alloc(20)
+    found = memory.list_processes(str(allocator.pid), limit=50)
+    assert [p["pid"] for p in found] == [allocator.pid]
+    everyone = memory.list_processes("", limit=20)
+    rss = [p["rss"] for p in everyone]
+    assert rss == sorted(rss, reverse=True)
+
+
+def test_mappings_show_heap_or_anonymous_growth(allocator):
+    before = memory.read_mappings(allocator.pid)
+    allocator.alloc(32)
+    after = memory.read_mappings(allocator.pid)
+
+    def anon(ms):
+        return sum(m["rss"] for m in ms if m["kind"] in ("heap", "anonymous"))
+
+    assert anon(after) - anon(before) >= 30 * MiB
