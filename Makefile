@@ -23,7 +23,7 @@ NODE_STAMP  := node_modules/.memdash-installed
 SOCKETIO    := dashboard/_assets/socket.io.min.js
 LINT_PATHS   = $(wildcard dashboard tests benchmarks)
 
-.PHONY: help setup test-deps check-node run test lint format bench wheel lock clean
+.PHONY: help setup lab-deps test-deps check-node run test lint format bench wheel lock clean
 
 help:
 	@echo "make run     set up (venv, JS asset) and open the dashboard; ARGS=\"...\" go to memdash"
@@ -62,8 +62,14 @@ check-node:
 
 # --- the two commands -------------------------------------------------------
 
-run: setup
+run: setup lab-deps
 	$(VENV)/bin/memdash $(ARGS)
+
+# The leak lab's shared-cache scenario starts a private redis-server. Without it (no root,
+# no sudo) the dashboard still runs and the page says why that scenario is unavailable.
+lab-deps:
+	-@bash scripts/apt-ensure.sh redis-server=redis-server || \
+	  echo "memdash: redis-server could not be installed; the shared-cache scenario is off"
 
 test: setup test-deps check-node lint
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -31,12 +31,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free)")
-    parser.add_argument("--pid", action="append", default=[], metavar="PID",
-                        help="watch this process from the start (repeatable)")
-    parser.add_argument("--interval", type=float, default=0.1,
-                        help=f"seconds between samples ({MIN_INTERVAL}-{MAX_INTERVAL}, default 0.1)")
-    parser.add_argument("--detail-interval", type=float, default=1.0,
-                        help="seconds between USS/PSS/swap reads (default 1)")
+    parser.add_argument(
+        "--pid",
+        action="append",
+        default=[],
+        metavar="PID",
+        help="watch this process from the start (repeatable)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=0.1,
+        help=f"seconds between samples ({MIN_INTERVAL}-{MAX_INTERVAL}, default 0.1)",
+    )
+    parser.add_argument(
+        "--detail-interval",
+        type=float,
+        default=1.0,
+        help="seconds between USS/PSS/swap reads (default 1)",
+    )
     parser.add_argument("--no-browser", action="store_true", help="don't open a browser")
     parser.add_argument("--version", action="version", version=f"memdash {__version__}")
     return parser.parse_args(argv)
@@ -102,8 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://{shown_host}:{port}/" + (f"?{query}" if query else "")
     print(f"memdash {__version__} serving on {url}", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print("memdash: warning: listening beyond loopback; anyone who can reach this "
-              "address can start scenarios", file=sys.stderr)
+        print(
+            "memdash: warning: listening beyond loopback; anyone who can reach this "
+            "address can start scenarios",
+            file=sys.stderr,
+        )
     if not args.no_browser:
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
 

@@ -52,6 +52,7 @@ def samples(pid: str):
         return jsonify(
             {"pid": number, "process": target.describe(), "samples": target.history.since(since)}
         )
+    memory.identify(number)  # refuses kernel threads and zombies with their own errors
     info = memory.describe(number)
     sample = {"t": time.time(), **memory.read_fast(number)}
     return jsonify({"pid": number, "process": info, "samples": [sample]})
@@ -88,8 +89,13 @@ def diff_mappings(before: list[dict], after: list[dict]) -> dict:
         group["diff"] = group["rss_after"] - group["rss_before"]
     grew.sort(key=lambda m: m["diff"], reverse=True)
     top = [
-        {"name": m["name"] or "[anonymous]", "kind": m["kind"], "address": m["address"],
-         "diff": m["diff"], "rss_after": m.get("rss_after", m["rss"])}
+        {
+            "name": m["name"] or "[anonymous]",
+            "kind": m["kind"],
+            "address": m["address"],
+            "diff": m["diff"],
+            "rss_after": m.get("rss_after", m["rss"]),
+        }
         for m in grew[:10]
     ]
     return {"groups": list(groups.values()), "top": top}

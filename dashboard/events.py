@@ -37,7 +37,7 @@ def acked(handler):
 def parse_watch(payload: object) -> tuple[int, bool, float | None]:
     """Validate ``{pid, children?, since?}``."""
     if not isinstance(payload, dict):
-        raise errors.BadRequest("payload must be an object like {\"pid\": 1234}")
+        raise errors.BadRequest('payload must be an object like {"pid": 1234}')
     if "pid" not in payload:
         raise errors.BadRequest("payload needs a pid")
     pid = memory.check_pid(payload["pid"])
@@ -93,7 +93,7 @@ def register(socketio: SocketIO) -> None:
     @acked
     def unwatch(payload=None):
         if not isinstance(payload, dict) or "pid" not in payload:
-            raise errors.BadRequest("payload must be an object like {\"pid\": 1234}")
+            raise errors.BadRequest('payload must be an object like {"pid": 1234}')
         pid = memory.check_pid(payload["pid"])
         children = payload.get("children", False) is True
         sampler = get_memdash().sampler

@@ -261,7 +261,9 @@ class WorkerPool:
                 continue  # a scenario's own print: not for us
             kind = message.get("type") if isinstance(message, dict) else None
             if kind == "heap" and self.sampler is not None:
-                heap = {k: message[k] for k in ("heap_used", "heap_total", "external") if k in message}
+                heap = {
+                    k: message[k] for k in ("heap_used", "heap_total", "external") if k in message
+                }
                 self.sampler.add_extra(run.pid, heap)
             elif kind == "hello":
                 if run.state == "starting":
@@ -294,7 +296,9 @@ class WorkerPool:
             try:
                 reply = run.replies.get(timeout=timeout)
             except queue.Empty:
-                raise errors.Unavailable(f"run {run_id} did not answer in {timeout:.0f} s") from None
+                raise errors.Unavailable(
+                    f"run {run_id} did not answer in {timeout:.0f} s"
+                ) from None
         if reply.get("type") == "error":
             raise errors.BadRequest(reply.get("message", "the worker refused the command"))
         return reply
@@ -309,7 +313,10 @@ class WorkerPool:
         run = self.get(run_id)
         if run.runtime != "node":
             raise errors.BadRequest("a heap snapshot needs a Node run")
-        path = self.snapshot_dir / f"{run.scenario}-{run.variant}-{run.pid}-{int(time.time())}.heapsnapshot"
+        path = (
+            self.snapshot_dir
+            / f"{run.scenario}-{run.variant}-{run.pid}-{int(time.time())}.heapsnapshot"
+        )
         self.request(run_id, {"cmd": "heap_snapshot", "path": str(path)}, 120)
         return path
 
@@ -450,8 +457,21 @@ def _start_redis() -> tuple[subprocess.Popen, int]:
         raise errors.Unavailable("redis-server is not installed (make setup installs it)")
     port = _free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory",
+            "64mb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

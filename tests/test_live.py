@@ -74,8 +74,11 @@ def test_children_are_summed_when_asked(viewer, allocator):
     batch = viewer.next(
         "samples",
         timeout=8,
-        where=lambda p: p["pid"] == os.getpid() and p["children"]
-        and any(s.get("children", 0) >= 1 for s in p["samples"]),
+        where=lambda p: (
+            p["pid"] == os.getpid()
+            and p["children"]
+            and any(s.get("children", 0) >= 1 for s in p["samples"])
+        ),
     )
     assert batch["samples"][-1]["children"] >= 1
 
@@ -96,7 +99,7 @@ def test_reconnecting_viewer_gets_the_gap_backfilled(server, allocator):
         assert times and times[0] > last_t
         assert times[0] - last_t < 0.5
         assert len(times) >= 5
-        assert all(b - a < 0.5 for a, b in zip(times, times[1:]))
+        assert all(b - a < 0.5 for a, b in zip(times, times[1:], strict=False))
     finally:
         again.close()
 
@@ -157,8 +160,11 @@ def test_rest_samples_of_a_watched_pid_return_history(server, viewer, allocator)
     viewer.call("watch", {"pid": allocator.pid})
     viewer.next("samples", where=lambda p: p["pid"] == allocator.pid)
     body = wait_for(
-        lambda: (r := server.get(f"/api/processes/{allocator.pid}/samples").json())
-        and len(r["samples"]) >= 3 and r,
+        lambda: (
+            (r := server.get(f"/api/processes/{allocator.pid}/samples").json())
+            and len(r["samples"]) >= 3
+            and r
+        ),
         message="history over REST",
     )
     t = body["samples"][1]["t"]
