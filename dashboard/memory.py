@@ -302,7 +302,8 @@ def _kind(name: str) -> str:
         return "heap"
     if name.startswith("[stack"):
         return "stack"
-    if name == "" or name.startswith("[anon"):
+    # Python's mmap(-1, n) is a shared anonymous mapping, shown as "/dev/zero (deleted)".
+    if name == "" or name.startswith(("[anon", "/dev/zero", "/memfd:")):
         return "anonymous"
     if name.startswith("/"):
         return "file"

@@ -190,6 +190,9 @@ class WorkerPool:
             raw_params = {}
         if not isinstance(raw_params, dict):
             raise errors.BadRequest("params must be an object")
+        internal = [p.name for p in scenario.params if p.hidden and p.name in raw_params]
+        if internal:
+            raise errors.BadRequest(f"{internal[0]} is set by memdash, not by a client")
         try:
             params = scenarios.validate_params(scenario, raw_params)
         except ValueError as e:
@@ -214,7 +217,8 @@ class WorkerPool:
     def _spawn(self, scenario, variant: str, runtime: str, params: dict) -> Run:
         run_id = f"r{next(self._ids)}"
         services = []
-        if scenario.id == "shared_cache" and variant == "fixed":
+        # The fixed shared-cache variant keeps its cache in a private Redis.
+        if variant == "fixed" and any(p.name == "redis_port" for p in scenario.params):
             redis, port = self._spawner.submit(_start_redis).result()
             services.append(redis)
             params = {**params, "redis_port": port}
