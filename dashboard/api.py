@@ -73,10 +73,11 @@ def diff_mappings(before: list[dict], after: list[dict]) -> dict:
     """Group RSS by kind of mapping and list the mappings that grew most."""
     kinds = ("heap", "anonymous", "file", "stack", "other")
     groups = {k: {"kind": k, "rss_before": 0, "rss_after": 0, "diff": 0} for k in kinds}
-    old = {m["address"]: m for m in before}
+    # Keyed by start address: a growing mapping (the [heap]) keeps its start, not its end.
+    old = {m["address"].split("-")[0]: m for m in before}
     grew = []
     for m in after:
-        prev = old.pop(m["address"], None)
+        prev = old.pop(m["address"].split("-")[0], None)
         rss_before = prev["rss"] if prev else 0
         group = groups[m["kind"]]
         group["rss_before"] += rss_before
@@ -97,5 +98,6 @@ def diff_mappings(before: list[dict], after: list[dict]) -> dict:
             "rss_after": m.get("rss_after", m["rss"]),
         }
         for m in grew[:10]
+        if m["diff"]
     ]
     return {"groups": list(groups.values()), "top": top}

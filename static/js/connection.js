@@ -1,0 +1,142 @@
+// The Socket.IO link: watch/unwatch with acks, live events into state, and recovery.
+// On every (re)connect each watch is re-sent with `since` = the last t we hold, so the
+// server backfills exactly the gap and Watch.merge drops any overlap: no hole, no duplicates.
+
+import { toApiError } from "./api.js";
+import { emit, state, Watch, watchKey } from "./state.js";
+import { showError } from "./toast.js";
+
+const ACK_TIMEOUT_MS = 10000;
+// Codes meaning "this process is gone": keep the watch on screen, mark it exited.
+const GONE = new Set(["no_such_process", "process_gone", "zombie"]);
+
+let socket = null;
+let everConnected = false;
+let reconnectedTimer = null;
+
+function setConnection(status) {
+  state.connection = status;
+  // Tests and CSS read this; "reconnected" is a flavour of connected.
+  document.body.dataset.connection = status === "disconnected" || status === "connecting" ? "disconnected" : "connected";
+  emit("connection", status);
+}
+
+/** Emit with an ack, as a promise. Rejects with ApiError on an error body or a timeout. */
+function request(event, payload) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(toApiError({ error: { code: "timeout", message: `no answer to ${event} within ${ACK_TIMEOUT_MS / 1000} s` } })),
+      ACK_TIMEOUT_MS,
+    );
+    socket.emit(event, payload, (resp) => {
+      clearTimeout(timer);
+      if (!resp || resp.error) reject(toApiError(resp || { error: { code: "error", message: "empty ack" } }));
+      else resolve(resp);
+    });
+  });
+}
+
+async function sendWatch(w) {
+  if (w.exited) return; // nothing more will come; the server would refuse anyway
+  const payload = { pid: w.pid, children: w.children };
+  if (w.lastT !== undefined) payload.since = w.lastT;
+  try {
+    const resp = await request("watch", payload);
+    if (state.watches.get(w.key) !== w) return; // removed while the ack was in flight
+    w.process = resp.process || w.process;
+    const first = !w.confirmed;
+    w.confirmed = true;
+    const { added, inOrder } = w.merge(resp.samples || []);
+    if (first) emit("watch-changed", w);
+    emit("samples", { watch: w, added, inOrder });
+  } catch (err) {
+    if (state.watches.get(w.key) !== w) return;
+    if (w.confirmed && GONE.has(err.code)) {
+      // It died while we were away: keep its history on screen.
+      w.exited = { t: w.lastT ?? Date.now() / 1000, reason: "exited" };
+      emit("watch-exit", w);
+      return;
+    }
+    showError(err, `watch ${w.pid}`);
+    if (!w.confirmed) {
+      // A pid that never worked (bad pid in URL, typo): drop it, keep the page going.
+      state.watches.delete(w.key);
+      emit("watch-removed", w);
+    }
+  }
+}
+
+/**
+ * Start watching (or return the existing watch). Safe to call while disconnected:
+ * the watch is sent when the socket connects.
+ */
+export function addWatch(pid, children = false, { runId = null, extraOf = null } = {}) {
+  const key = watchKey(pid, children);
+  let w = state.watches.get(key);
+  if (w) {
+    if (runId && !w.runId) { w.runId = runId; emit("watch-changed", w); }
+    return w;
+  }
+  w = new Watch(pid, children);
+  w.runId = runId;
+  w.extraOf = extraOf;
+  state.watches.set(key, w);
+  emit("watch-added", w);
+  if (socket && socket.connected) sendWatch(w);
+  return w;
+}
+
+export async function removeWatch(key) {
+  const w = state.watches.get(key);
+  if (!w) return;
+  state.watches.delete(key);
+  emit("watch-removed", w);
+  if (socket && socket.connected && w.confirmed && !w.exited) {
+    try { await request("unwatch", { pid: w.pid, children: w.children }); } catch (err) {
+      if (!GONE.has(err.code)) showError(err, `unwatch ${w.pid}`);
+    }
+  }
+}
+
+function onSamples(msg) {
+  const w = state.watches.get(watchKey(msg.pid, msg.children));
+  if (!w || !msg.samples || !msg.samples.length) return;
+  const { added, inOrder } = w.merge(msg.samples);
+  if (added.length) emit("samples", { watch: w, added, inOrder });
+}
+
+function onExit(msg) {
+  const w = state.watches.get(watchKey(msg.pid, msg.children));
+  if (!w || w.exited) return;
+  w.exited = { t: msg.t, reason: msg.reason || "exited" };
+  emit("watch-exit", w);
+}
+
+export function connect() {
+  // `io` is the global from /assets/socket.io.min.js. Same origin, default path.
+  socket = window.io({ reconnectionDelayMax: 3000 });
+  setConnection("connecting");
+
+  socket.on("connect", () => {
+    clearTimeout(reconnectedTimer);
+    if (everConnected) {
+      setConnection("reconnected");
+      reconnectedTimer = setTimeout(() => state.connection === "reconnected" && setConnection("connected"), 5000);
+    } else {
+      setConnection("connected");
+    }
+    everConnected = true;
+    for (const w of state.watches.values()) sendWatch(w);
+    emit("resync"); // let the lab refresh runs it may have missed
+  });
+  socket.on("disconnect", (reason) => {
+    setConnection("disconnected");
+    // A server-side disconnect is not retried by the client on its own.
+    if (reason === "io server disconnect") socket.connect();
+  });
+  socket.on("samples", onSamples);
+  socket.on("process_exit", onExit);
+  socket.on("system", (sys) => emit("system", sys));
+  socket.on("run", (run) => emit("run-event", run));
+  return socket;
+}

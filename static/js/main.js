@@ -1,0 +1,115 @@
+// Wire-up: restore the view from the URL, create the modules, route state events
+// between them, connect the socket. Each module owns one concern; this file owns none.
+
+import { api } from "./api.js";
+import { Chart } from "./charts.js";
+import { addWatch, connect, removeWatch } from "./connection.js";
+import { applyTheme, initControls } from "./controls.js";
+import { FINISHED, initLab } from "./lab.js";
+import { initPicker } from "./picker.js";
+import { on, state } from "./state.js";
+import { initStats, renderSystem } from "./stats.js";
+import { showError } from "./toast.js";
+import { readUrl, writeUrl } from "./urlstate.js";
+
+const initial = readUrl();
+Object.assign(state.settings, initial.settings);
+applyTheme(); // before the first paint of the chart, so Plotly picks up the right colours
+
+const chart = new Chart(document.getElementById("chart"));
+
+const controls = initControls({
+  onChange(name) {
+    if (name === "paused") chart.setPaused(state.settings.paused);
+    else chart.invalidate();
+    if (name === "theme") stats.render(); // swatch colours follow the theme
+    if (name === "metric") stats.update();
+    writeUrl();
+  },
+});
+
+const stats = initStats({
+  colourOf: (w) => chart.colourOf(w),
+  onRemove: (key) => removeWatch(key),
+  onMappings: (w, btn) => lab.mappings(w, btn),
+});
+
+const lab = initLab({
+  addWatch,
+  chart,
+  onRunsChanged() { chart.invalidate(); stats.render(); },
+});
+
+initPicker({ onPick: (pid, children) => addWatch(pid, children) });
+
+// ---- state events ----------------------------------------------------------
+
+function structural() {
+  chart.invalidate();
+  stats.render();
+  lab.renderRuns();
+  controls.refreshMetrics();
+  writeUrl();
+}
+on("watch-added", structural);
+on("watch-changed", structural);
+on("watch-removed", (w) => { chart.forget(w.key); structural(); });
+on("watch-exit", (w) => {
+  // A finished leak-lab run already has its stop/cap/crash mark at this point.
+  if (!(w.run && FINISHED.has(w.run.state))) chart.mark(w.key, w.exited.t, w.exited.reason === "pid reused" ? "✖ pid reused" : "✖ exited", "exit");
+  structural();
+});
+
+const heapSeen = new Set();
+on("samples", ({ watch, added, inOrder }) => {
+  chart.push(watch, added, inOrder);
+  // The language-heap metric becomes selectable the moment a watch reports it.
+  if (!heapSeen.has(watch.key) && added.some((s) => s.heap_used !== undefined)) {
+    heapSeen.add(watch.key);
+    controls.refreshMetrics();
+  }
+});
+
+on("system", renderSystem);
+on("run-event", (run) => lab.upsertRun(run));
+on("resync", () => lab.loadRuns());
+
+const badge = document.getElementById("connection");
+const BADGE_TEXT = {
+  connecting: "connecting…",
+  connected: "connected",
+  disconnected: "connection lost, reconnecting…",
+  reconnected: "reconnected",
+};
+on("connection", (status) => {
+  badge.textContent = BADGE_TEXT[status] || status;
+  badge.dataset.status = status;
+});
+
+// Numbers a person reads: twice a second is plenty, and independent of the sample rate.
+setInterval(() => { stats.update(); lab.updateVerdicts(); }, 500);
+
+// ---- start -----------------------------------------------------------------
+
+api("/api/system").then(renderSystem).catch((err) => showError(err, "system memory"));
+for (const w of initial.watches) addWatch(w.pid, w.children);
+stats.render();
+chart.invalidate();
+connect();
+writeUrl();
+
+// Read-only test hook: tests read plotted data here instead of scraping SVG.
+window.memdash = Object.freeze({
+  /** [{pid, children, name, metric, x: [epoch s], y: [bytes]}] as currently plotted. */
+  traces: () => chart.snapshot(),
+  get state() {
+    return {
+      connection: state.connection,
+      settings: { ...state.settings },
+      watches: [...state.watches.values()].map((w) => ({
+        pid: w.pid, children: w.children, name: w.label, exited: w.exited, samples: w.samples.length, lastT: w.lastT,
+      })),
+      runs: [...state.runs.values()].map((r) => ({ ...r })),
+    };
+  },
+});
