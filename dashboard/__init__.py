@@ -1,130 +1,19 @@
 """memdash: a local web dashboard for live process memory, with a leak lab.
 
-``create_app(config)`` builds the Flask app, its Socket.IO server, the one sampler and the
-scenario worker pool. Nothing runs until :meth:`Memdash.start` (the CLI calls it; the first
-Socket.IO connection does too).
+``dashboard.create_app(config)`` builds the web app (see :mod:`dashboard.app`). It is imported
+lazily: scenario workers run as ``python -m dashboard.scenarios.X`` and must not pay for
+importing Flask (about 40 MB and a quarter of a second per worker).
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-
-from flask import Flask, current_app, jsonify, render_template, send_file
-from flask_socketio import SocketIO
-from werkzeug.exceptions import HTTPException
-
-from . import assets, errors
-from .sampler import Sampler
-from .workers import WorkerPool
-
 __version__ = "0.1.0"
-
-DEFAULTS = {
-    "INTERVAL": 0.1,  # seconds between fast samples (20 ms .. 10 s)
-    "DETAIL_INTERVAL": 1.0,  # seconds between USS/PSS/swap/anon reads of a watched process
-    "HISTORY_SECONDS": 1800,  # history kept per watched process
-    "LINGER": 60.0,  # keep sampling this long after the last viewer left (reconnect backfill)
-    "MAX_WATCHES": 32,  # watched processes per viewer
-    "MAX_RUNS": 8,  # scenario runs alive at once
-    "RUNS_MEMORY_FRACTION": 0.25,  # all runs together may use this much of system RAM
-    "PINNED_PIDS": (),  # watched from start-up (the CLI's --pid)
-}
+__all__ = ["create_app", "get_memdash", "__version__"]
 
 
-@dataclass
-class Memdash:
-    """What one app owns: its Socket.IO server, the sampler and the worker pool."""
+def __getattr__(name: str):
+    if name in ("create_app", "get_memdash", "Memdash", "DEFAULTS"):
+        from . import app
 
-    socketio: SocketIO
-    sampler: Sampler
-    workers: WorkerPool
-
-    def start(self) -> None:
-        self.sampler.start()
-        self.workers.start()
-
-    def stop(self) -> None:
-        self.workers.stop_all(reason="memdash shut down")
-        self.workers.close()
-        self.sampler.stop()
-
-
-def get_memdash() -> Memdash:
-    return current_app.extensions["memdash"]
-
-
-def create_app(config: dict | None = None) -> Flask:
-    app = Flask(
-        __name__,
-        static_folder=str(assets.web_dir("static")),
-        template_folder=str(assets.web_dir("templates")),
-    )
-    app.config.from_mapping(DEFAULTS)
-    app.config.update(config or {})
-    app.json.sort_keys = False
-
-    socketio = SocketIO(app, async_mode="threading")
-
-    def emit(event: str, payload: dict, room: str | None) -> None:
-        socketio.emit(event, payload, to=room)
-
-    sampler = Sampler(
-        interval=app.config["INTERVAL"],
-        detail_interval=app.config["DETAIL_INTERVAL"],
-        history_seconds=app.config["HISTORY_SECONDS"],
-        linger=app.config["LINGER"],
-        emit=emit,
-    )
-    workers = WorkerPool(
-        sampler=sampler,
-        emit=emit,
-        max_runs=app.config["MAX_RUNS"],
-        memory_fraction=app.config["RUNS_MEMORY_FRACTION"],
-    )
-    for pid in app.config["PINNED_PIDS"]:
-        sampler.watch(pid, False, viewer="cli")
-    app.extensions["memdash"] = Memdash(socketio, sampler, workers)
-
-    from . import api, events, lab
-
-    app.register_blueprint(api.bp)
-    app.register_blueprint(lab.bp)
-    events.register(socketio)
-    _register_pages(app)
-    _register_errors(app)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    return app
-
-
-def _register_pages(app: Flask) -> None:
-    @app.get("/")
-    def index():
-        return render_template("index.html", version=__version__)
-
-    @app.get("/assets/<name>")
-    def asset(name: str):
-        find = assets.ASSETS.get(name)
-        if find is None:
-            raise errors.NotFound(f"no asset named {name!r}")
-        path = find()
-        if not path.is_file():
-            raise errors.Unavailable(f"{name} is missing: run `make setup` (it installs the JS)")
-        return send_file(path, mimetype="text/javascript", max_age=3600)
-
-
-def _register_errors(app: Flask) -> None:
-    @app.errorhandler(errors.MemdashError)
-    def memdash_error(e: errors.MemdashError):
-        return jsonify(e.body()), e.status
-
-    @app.errorhandler(HTTPException)
-    def http_error(e: HTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(e.code, "bad_request")
-        body = errors.error_body(code, e.description or e.name)
-        return jsonify(body), e.code
-
-    @app.errorhandler(Exception)
-    def unexpected(e: Exception):
-        app.logger.exception("unhandled error")
-        return jsonify(errors.error_body("internal", f"internal error: {e}")), 500
+        return getattr(app, name)
+    raise AttributeError(f"module 'dashboard' has no attribute {name!r}")

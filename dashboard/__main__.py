@@ -16,7 +16,8 @@ import threading
 import webbrowser
 from urllib.parse import urlencode
 
-from . import __version__, assets, create_app, errors, memory
+from . import __version__, assets, errors, memory
+from .app import create_app
 
 MIN_INTERVAL, MAX_INTERVAL = 0.02, 10.0
 

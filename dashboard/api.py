@@ -6,7 +6,8 @@ import time
 
 from flask import Blueprint, jsonify, request
 
-from . import errors, get_memdash, memory
+from . import errors, memory
+from .app import get_memdash
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

@@ -13,7 +13,8 @@ import math
 from flask import current_app, request
 from flask_socketio import SocketIO, emit, join_room, leave_room
 
-from . import errors, get_memdash, memory
+from . import errors, memory
+from .app import get_memdash
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request, send_file
 
-from . import errors, get_memdash, scenarios
+from . import errors, scenarios
+from .app import get_memdash
 
 bp = Blueprint("lab", __name__, url_prefix="/api")
 

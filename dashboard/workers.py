@@ -72,7 +72,7 @@ class Run:
     exit_code: int | None = None
     ended_at: float | None = None
     services: list[subprocess.Popen] = field(default_factory=list)
-    stderr_tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=30))
+    stderr_tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
     replies: queue.Queue = field(default_factory=queue.Queue)
     stop_requested: str | None = None  # the state to report once it has exited
     rss: int = 0

@@ -157,8 +157,17 @@ class Server:
         # A file, not a pipe: a pipe nobody reads would fill up and block the server.
         self.log = tempfile.NamedTemporaryFile("w+", prefix="memdash-server-", suffix=".txt")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dashboard", "--no-browser", "--port", str(self.port),
-             "--interval", "0.05", *extra],
+            [
+                sys.executable,
+                "-m",
+                "dashboard",
+                "--no-browser",
+                "--port",
+                str(self.port),
+                "--interval",
+                "0.05",
+                *extra,
+            ],
             cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -12,8 +12,18 @@ from tests.conftest import ROOT
 def test_wheel_serves_the_page_and_every_asset_without_the_source_tree(tmp_path):
     # Given a wheel built from this tree (set-up has copied the npm client into the package)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", str(tmp_path), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         check=True,
         timeout=300,
     )

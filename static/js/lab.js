@@ -9,11 +9,10 @@
 import { api } from "./api.js";
 import { formatBytes, formatClock, formatRate, mibPerMin, recentSlope } from "./format.js";
 import { state, watchKey } from "./state.js";
-import { growthClass, GROWTH_ALERT_MIB_PER_MIN } from "./stats.js";
+import { growthClass, GROWTH_ALERT_MIB_PER_MIN, WARMUP_SECONDS } from "./stats.js";
 import { showError, showInfo } from "./toast.js";
 
 const VERDICT_SECONDS = 30;
-const WARMUP_SECONDS = 3;
 export const FINISHED = new Set(["stopped", "capped", "crashed"]);
 const RUNTIME_LABELS = { python: "Python", node: "Node.js" };
 

@@ -6,6 +6,8 @@ import { formatBytes, formatRate, mibPerMin, recentSlope } from "./format.js";
 import { METRICS, state } from "./state.js";
 
 export const GROWTH_ALERT_MIB_PER_MIN = 1; // above this, the rate is shown as a leak (red)
+// A leak-lab run's first seconds are start-up (imports, first allocations), not a trend.
+export const WARMUP_SECONDS = 3;
 const FIT_SECONDS = 60;
 
 export function growthClass(bytesPerSec) {
@@ -86,7 +88,8 @@ export function initStats({ colourOf, onRemove, onMappings }) {
       if (!c) continue;
       c.cur.textContent = formatBytes(w.latest(metric));
       c.peak.textContent = formatBytes(w.peak[metric]);
-      const slope = w.exited ? null : recentSlope(w.samples, metric, FIT_SECONDS);
+      const minT = w.run?.started_at ? w.run.started_at + WARMUP_SECONDS : -Infinity;
+      const slope = w.exited ? null : recentSlope(w.samples, metric, FIT_SECONDS, undefined, minT);
       c.rate.textContent = slope === null ? "–" : formatRate(slope);
       c.rate.className = `v ${growthClass(slope)}`;
       const n = w.latest("children");
