@@ -51,6 +51,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1.0,
         help="seconds between USS/PSS/swap reads (default 1)",
     )
+    parser.add_argument(
+        "--history",
+        type=float,
+        default=1800,
+        help="seconds of samples kept per watched process (10-86400, default 1800)",
+    )
     parser.add_argument("--no-browser", action="store_true", help="don't open a browser")
     parser.add_argument("--version", action="version", version=f"memdash {__version__}")
     return parser.parse_args(argv)
@@ -62,6 +68,8 @@ def check_args(args: argparse.Namespace) -> list[int]:
         raise UsageError(f"--interval must be between {MIN_INTERVAL} and {MAX_INTERVAL} seconds")
     if not args.interval <= args.detail_interval <= 60:
         raise UsageError("--detail-interval must be between --interval and 60 seconds")
+    if not 10 <= args.history <= 86400:
+        raise UsageError("--history must be between 10 and 86400 seconds")
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
     pids = []
@@ -105,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = create_app(
-        {"INTERVAL": args.interval, "DETAIL_INTERVAL": args.detail_interval, "PINNED_PIDS": pids}
+        {
+            "INTERVAL": args.interval,
+            "DETAIL_INTERVAL": args.detail_interval,
+            "HISTORY_SECONDS": args.history,
+            "PINNED_PIDS": pids,
+        }
     )
     memdash = app.extensions["memdash"]
     memdash.start()

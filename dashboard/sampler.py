@@ -14,6 +14,7 @@ seconds, so a viewer that reconnects gets the gap backfilled.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -84,6 +85,7 @@ class Sampler:
         self.system_every = max(1, round(system_interval / interval))
         self.emit = emit
         self._targets: dict[tuple[int, bool], Target] = {}
+        self._phases = itertools.count()  # spreads detail reads over the ticks of a second
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -129,6 +131,10 @@ class Sampler:
         memory.read_detail(pid)
         process = memory.describe(pid)
         fresh = Target(key, children, process, self.capacity)
+        # Twenty processes watched at once must not read twenty smaps_rollup files (up to
+        # ~5 ms each) in one tick: give each target its own phase within the detail interval.
+        phase = (next(self._phases) * self.interval) % self.detail_interval
+        fresh.next_detail = time.monotonic() + phase
         with self._lock:
             target = self._targets.get((pid, children))
             if target is not None and target.key == key:  # another viewer won the race
@@ -224,7 +230,9 @@ class Sampler:
         if target.children:
             self._add_children_fast(target, sample)
         if mono >= target.next_detail:
-            target.next_detail = mono + self.detail_interval
+            target.next_detail += self.detail_interval  # keeps the target's phase
+            if target.next_detail < mono:  # fell behind: don't catch up in a burst
+                target.next_detail = mono + self.detail_interval
             if target.children:
                 self._refresh_children(target)
             if target.viewers:  # the expensive read only while someone watches

@@ -44,6 +44,7 @@ def memdash(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         (["--interval", "0.001"], "--interval must be between"),
         (["--interval", "60"], "--interval must be between"),
         (["--port", "70000"], "--port must be between"),
+        (["--history", "5"], "--history must be between"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(args, fragment):

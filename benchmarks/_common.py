@@ -1,0 +1,401 @@
+"""Shared helpers for the benchmark scripts (not a test module; nothing here asserts timing).
+
+Each ``benchmarks/bench_*.py`` runs as ``.venv/bin/python benchmarks/bench_<name>.py`` from the
+repo root; Python puts ``benchmarks/`` on ``sys.path``, so the scripts ``from _common import ...``.
+Importing this module also puts the repo root on ``sys.path`` so ``dashboard`` imports.
+
+Everything listens on and connects to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+MiB = 2**20
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- reporting ------------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _mem_total() -> str:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    except OSError:
+        pass
+    return "?"
+
+
+def header(title: str) -> None:
+    """Print the benchmark title, the machine, and the command that repeats this run."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        shown = script.relative_to(ROOT).as_posix()
+    except ValueError:
+        shown = str(script)
+    command = " ".join([".venv/bin/python", shown, *map(shlex.quote, sys.argv[1:])])
+    print(f"## {title}\n")
+    print(
+        f"- machine: {os.cpu_count()} cores ({_cpu_model()}), {_mem_total()} RAM, "
+        f"Linux {platform.release()}, Python {platform.python_version()}"
+    )
+    print(f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+    print(f"- repeat: `{command}` (from the repo root)\n", flush=True)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A markdown table; numbers right-aligned in spirit, everything str()-ed."""
+    rows = [[str(c) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + " |"
+        for row in rows
+    ]
+    return "\n".join([line, sep, *body])
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    print(table(headers, rows), flush=True)
+    print()
+
+
+def note(text: str) -> None:
+    print(textwrap.fill(text, width=100), flush=True)
+    print()
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The p-th percentile (0..100), linear interpolation between closest ranks."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100.0
+    lo, hi = math.floor(k), math.ceil(k)
+    if lo == hi:
+        return ordered[lo]
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def slope(points: Sequence[tuple[float, float]]) -> float:
+    """Least-squares slope of (x, y) points (NaN with fewer than two distinct x)."""
+    n = len(points)
+    if n < 2:
+        return math.nan
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    if sxx == 0:
+        return math.nan
+    return sum((x - mx) * (y - my) for x, y in points) / sxx
+
+
+def progress(text: str) -> None:
+    """A progress line on stderr, so stdout stays the report."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss(pid: int) -> int:
+    """Resident set size in bytes, from /proc/PID/statm."""
+    with open(f"/proc/{pid}/statm", "rb") as f:
+        return int(f.read().split()[1]) * PAGE_SIZE
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU time of ``pid`` so far, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+IDLE = "import time\nwhile True: time.sleep(1e6)"
+
+
+class IdleProcesses:
+    """``n`` idle Python children (a realistic target: a few MB, ~40 mappings)."""
+
+    def __init__(self, n: int):
+        self.procs = [
+            subprocess.Popen([sys.executable, "-c", IDLE], stdin=subprocess.DEVNULL)
+            for _ in range(n)
+        ]
+        # Wait until each has finished starting (its statm stops changing is overkill: its
+        # cmdline being set and RSS non-zero is enough for memdash to accept it).
+        for p in self.procs:
+            wait_until(lambda p=p: _started(p.pid), 10, f"idle child {p.pid}")
+        time.sleep(0.3)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+        for p in self.procs:
+            p.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _started(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"-c" in f.read() and rss(pid) > 0
+    except OSError:
+        return False
+
+
+class Server:
+    """The memdash server in its own process, on a free loopback port.
+
+    The real CLI: ``python -m dashboard --no-browser --port P --interval I [extra...]``.
+    """
+
+    def __init__(self, interval: float = 0.1, *extra: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="memdash-bench-", suffix=".txt")
+        argv = [sys.executable, "-m", "dashboard", "--no-browser"]
+        argv += ["--port", str(self.port), "--interval", str(interval), *extra]
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(self._answers, 30, f"memdash on {self.url}")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _answers(self) -> bool:
+        import urllib.error
+        import urllib.request
+
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"memdash exited: {self.output()}")
+        try:
+            with urllib.request.urlopen(self.url + "/api/system", timeout=1) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def output(self) -> str:
+        with open(self.log.name) as f:
+            return f.read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# -- viewers --------------------------------------------------------------------------------
+
+
+class Viewer:
+    """A python-socketio client that counts (and optionally times) the samples it receives."""
+
+    def __init__(self, url: str, on_samples=None):
+        import socketio
+
+        self.sio = socketio.Client(reconnection=False)
+        self.samples = 0
+        self.messages = 0
+        self.errors: list = []
+        self._lock = threading.Lock()
+        self._on_samples = on_samples
+        self.sio.on("samples", self._samples)
+        self.sio.connect(url, transports=["websocket"], wait_timeout=10)
+
+    def _samples(self, payload):
+        received = time.time()
+        with self._lock:
+            self.messages += 1
+            self.samples += len(payload["samples"])
+        if self._on_samples is not None:
+            self._on_samples(received, payload)
+
+    def watch(self, pid: int, since: float | None = None) -> dict:
+        payload = {"pid": pid} if since is None else {"pid": pid, "since": since}
+        ack = self.sio.call("watch", payload, timeout=30)
+        if "error" in ack:
+            self.errors.append(ack["error"])
+        return ack
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            return self.messages, self.samples
+
+    def close(self, wait: bool = False) -> None:
+        """Disconnect; without ``wait`` in a thread (websocket-client may wait 3 s for the
+        server's close frame after the Socket.IO disconnect packet has gone out)."""
+        if not self.sio.connected:
+            return
+        if wait:
+            self.sio.disconnect()
+        else:
+            threading.Thread(target=self.sio.disconnect, daemon=True).start()
+
+
+class RawViewer:
+    """A minimal Socket.IO client over one WebSocket (websocket-client), for timing.
+
+    python-socketio's client runs every incoming message's handler on a new thread
+    (engineio ``_trigger_event(..., run_async=True)``), which costs CPU and adds its own delay
+    under load. This one speaks just enough Engine.IO 4 / Socket.IO 5 (open, connect, ping/pong,
+    events, acks) and timestamps each frame the moment ``recv()`` returns it.
+    """
+
+    def __init__(self, url: str, on_samples=None):
+        import json
+
+        import websocket
+
+        self._json = json
+        ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        self.ws = websocket.create_connection(ws_url, timeout=10)
+        opened = self.ws.recv()
+        if not opened.startswith("0"):
+            raise RuntimeError(f"unexpected Engine.IO open packet: {opened[:80]!r}")
+        self.ws.send("40")
+        self._on_samples = on_samples
+        self._acks: dict[int, object] = {}
+        self._ack_ready = threading.Condition()
+        self._next_id = 0
+        self._connected = threading.Event()
+        self.samples = 0
+        self.messages = 0
+        self.errors: list = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        if not self._connected.wait(10):
+            raise RuntimeError("no Socket.IO connect reply")
+
+    def _read(self) -> None:
+        import websocket
+
+        self.ws.settimeout(None)
+        while not self._closed:
+            try:
+                frame = self.ws.recv()
+            except (websocket.WebSocketException, OSError):
+                return
+            received = time.time()
+            if not isinstance(frame, str) or not frame:
+                continue
+            if frame == "2":  # Engine.IO ping
+                self.ws.send("3")
+            elif frame.startswith("40"):
+                self._connected.set()
+            elif frame.startswith("42"):
+                event, *args = self._json.loads(frame[2:])
+                if event == "samples":
+                    self.messages += 1
+                    self.samples += len(args[0]["samples"])
+                    if self._on_samples is not None:
+                        self._on_samples(received, args[0])
+            elif frame.startswith("43"):
+                body = frame[2:]
+                i = 0
+                while i < len(body) and body[i].isdigit():
+                    i += 1
+                with self._ack_ready:
+                    self._acks[int(body[:i])] = self._json.loads(body[i:])[0]
+                    self._ack_ready.notify_all()
+
+    def watch(self, pid: int, since: float | None = None) -> dict:
+        payload = {"pid": pid} if since is None else {"pid": pid, "since": since}
+        with self._ack_ready:
+            ack_id = self._next_id
+            self._next_id += 1
+        self.ws.send("42" + str(ack_id) + self._json.dumps(["watch", payload]))
+        with self._ack_ready:
+            if not self._ack_ready.wait_for(lambda: ack_id in self._acks, 30):
+                raise RuntimeError(f"no ack for watch {pid}")
+            ack = self._acks.pop(ack_id)
+        if "error" in ack:
+            self.errors.append(ack["error"])
+        return ack
+
+    def counts(self) -> tuple[int, int]:
+        return self.messages, self.samples
+
+    def close(self, wait: bool = False) -> None:
+        self._closed = True
+        try:
+            self.ws.send("41")
+            self.ws.close(timeout=1)
+        except Exception:
+            pass

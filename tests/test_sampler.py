@@ -1,0 +1,90 @@
+"""The sampling loop on its own: one thread, stoppable, spreads the expensive reads."""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import threading
+
+from dashboard.sampler import Sampler
+from tests.conftest import wait_for
+
+
+class Recorder:
+    """An ``emit`` that keeps every batch, as the web layer would send it."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.samples: list[tuple[int, dict]] = []
+        self.exits: list[dict] = []
+
+    def __call__(self, event: str, payload: dict, room: str | None) -> None:
+        with self.lock:
+            if event == "samples":
+                self.samples += [(payload["pid"], s) for s in payload["samples"]]
+            elif event == "process_exit":
+                self.exits.append(payload)
+
+    def detail_per_tick(self) -> collections.Counter:
+        with self.lock:
+            return collections.Counter(s["t"] for _, s in self.samples if "uss" in s)
+
+
+def test_detail_reads_of_many_processes_are_spread_over_the_ticks():
+    # Given twenty processes watched at the same moment, sampled at 10 Hz, detail at 1 Hz
+    children = [subprocess.Popen(["sleep", "60"]) for _ in range(20)]
+    record = Recorder()
+    sampler = Sampler(interval=0.1, detail_interval=1.0, emit=record)
+    try:
+        for child in children:
+            sampler.watch(child.pid, False, viewer="test")
+        sampler.start()
+        # When every process has had at least two detail reads
+        wait_for(
+            lambda: sum(record.detail_per_tick().values()) >= 40,
+            timeout=10,
+            message="two detail reads per process",
+        )
+        # Then no tick did more than a few of them (20 over 10 ticks: 2 a tick)
+        assert max(record.detail_per_tick().values()) <= 4
+    finally:
+        sampler.stop()
+        for child in children:
+            child.kill()
+            child.wait()
+
+
+def test_an_unwatched_process_lingers_then_is_forgotten(allocator):
+    # Given a process watched by one viewer, with a short linger
+    sampler = Sampler(interval=0.05, linger=0.5)
+    sampler.watch(allocator.pid, False, viewer="v1")
+    sampler.start()
+    try:
+        target = sampler.target(allocator.pid)
+        wait_for(lambda: len(target.history) >= 3, message="first samples")
+        # When the viewer leaves
+        sampler.release("v1")
+        # Then sampling goes on for the linger (a reconnect would be backfilled) ...
+        seen = len(target.history)
+        wait_for(lambda: len(target.history) > seen + 3, message="samples while lingering")
+        # ... and then the target is dropped
+        wait_for(lambda: sampler.target(allocator.pid) is None, message="target forgotten")
+    finally:
+        sampler.stop()
+    assert not sampler.running
+
+
+def test_exit_is_emitted_once_with_the_last_samples_first(allocator):
+    record = Recorder()
+    sampler = Sampler(interval=0.05, emit=record)
+    sampler.watch(allocator.pid, False, viewer="v1")
+    sampler.start()
+    try:
+        wait_for(lambda: record.samples, message="samples")
+        allocator.exit()
+        wait_for(lambda: record.exits, message="process_exit")
+        assert len(record.exits) == 1 and record.exits[0]["pid"] == allocator.pid
+        last_t = record.samples[-1][1]["t"]
+        assert record.exits[0]["t"] >= last_t
+    finally:
+        sampler.stop()
