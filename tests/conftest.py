@@ -111,6 +111,23 @@ class Allocator:
         self.proc.wait()
 
 
+def spawn_with_pid(pid: int, argv: list[str], attempts: int = 50) -> subprocess.Popen:
+    """Start ``argv`` as a process with PID ``pid`` (freed just before): real PID reuse.
+
+    As root, /proc/sys/kernel/ns_last_pid says which PID the kernel hands out next. Anything
+    else forking at that moment may take it first, so try a few times.
+    """
+    for _ in range(attempts):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(pid - 1))
+        proc = subprocess.Popen(argv)
+        if proc.pid == pid:
+            return proc
+        proc.kill()
+        proc.wait()
+    raise AssertionError(f"could not get PID {pid} back after {attempts} attempts")
+
+
 @pytest.fixture
 def allocator():
     child = Allocator()

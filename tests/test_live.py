@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.conftest import MiB, Viewer, wait_for
+from tests.conftest import MiB, Viewer, spawn_with_pid, wait_for
 
 
 def test_watch_acks_history_then_streams_live_samples(viewer, allocator):
@@ -173,14 +173,22 @@ def test_rest_samples_of_a_watched_pid_return_history(server, viewer, allocator)
 
 
 def test_pid_reuse_is_a_new_series(viewer):
-    # Given a watched process that exits
-    proc = subprocess.Popen(["sleep", "30"])
-    ack = viewer.call("watch", {"pid": proc.pid})
-    created = ack["process"]["create_time"]
-    proc.kill()
-    proc.wait()
-    viewer.next("process_exit", where=lambda p: p["pid"] == proc.pid)
-    # When something new is watched under the same PID we cannot force reuse, but a watch of
-    # the dead PID must not revive the old series
-    again = viewer.call("watch", {"pid": proc.pid})
-    assert "error" in again or again["process"]["create_time"] != created
+    # Given a watched process
+    first = subprocess.Popen(["sleep", "30"])
+    ack = viewer.call("watch", {"pid": first.pid})
+    viewer.next("samples", where=lambda p: p["pid"] == first.pid)
+    # When it exits and a new process is born with the same PID
+    first.kill()
+    first.wait()
+    second = spawn_with_pid(first.pid, ["sleep", "30"])
+    try:
+        # Then the viewer is told the first one ended
+        gone = viewer.next("process_exit", where=lambda p: p["pid"] == first.pid)
+        assert gone["reason"] in ("exited", "pid reused")
+        # And watching the PID again is a new series of a different process, not a revival
+        again = viewer.call("watch", {"pid": first.pid})
+        assert again["process"]["create_time"] != ack["process"]["create_time"]
+        assert all(s["t"] > gone["t"] for s in again["samples"])
+    finally:
+        second.kill()
+        second.wait()

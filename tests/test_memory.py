@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 
 from dashboard import errors, memory
-from tests.conftest import MiB, wait_for
+from tests.conftest import MiB, spawn_with_pid, wait_for
 
 
 def test_fast_rss_agrees_with_vmrss_after_a_known_allocation(allocator):
@@ -44,6 +45,30 @@ def test_statm_reader_reports_exit_and_never_reads_a_reused_pid(allocator):
     with pytest.raises(errors.ProcessGone):
         reader.read()
     reader.close()
+
+
+def test_a_reused_pid_is_another_process():
+    # Given a process we know by PID and create time, and a reader open on it
+    first = subprocess.Popen(["sleep", "60"])
+    key = memory.identify(first.pid)
+    reader = memory.StatmReader(first.pid)
+    # Create times count in clock ticks (10 ms): the newcomer must be born ticks later to
+    # differ, so this is the age the first process needs, not a wait for a condition.
+    time.sleep(0.05)
+    # When it exits and a new process gets the same PID
+    first.kill()
+    first.wait()
+    second = spawn_with_pid(key.pid, ["sleep", "60"])
+    try:
+        # Then the key no longer matches, and the old reader refuses to read the newcomer
+        assert memory.identify(key.pid) != key
+        assert not memory.is_alive(key)
+        with pytest.raises(errors.ProcessGone):
+            reader.read()
+    finally:
+        reader.close()
+        second.kill()
+        second.wait()
 
 
 def test_a_key_is_pid_and_create_time(allocator):
@@ -145,8 +170,10 @@ def test_system_figures_are_consistent():
 
 def test_list_processes_is_sorted_by_rss_and_filters(allocator):
     allocator.alloc(20)
-    found = memory.list_processes(str(allocator.pid), limit=50)
-    assert [p["pid"] for p in found] == [allocator.pid]
+    query = str(allocator.pid)
+    found = memory.list_processes(query, limit=50)
+    assert allocator.pid in [p["pid"] for p in found]
+    assert all(query in f"{p['pid']} {p['name']} {p['cmdline']}" for p in found)
     everyone = memory.list_processes("", limit=20)
     rss = [p["rss"] for p in everyone]
     assert rss == sorted(rss, reverse=True)

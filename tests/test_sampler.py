@@ -5,9 +5,10 @@ from __future__ import annotations
 import collections
 import subprocess
 import threading
+import time
 
 from dashboard.sampler import Sampler
-from tests.conftest import wait_for
+from tests.conftest import spawn_with_pid, wait_for
 
 
 class Recorder:
@@ -88,3 +89,32 @@ def test_exit_is_emitted_once_with_the_last_samples_first(allocator):
         assert record.exits[0]["t"] >= last_t
     finally:
         sampler.stop()
+
+
+def test_pid_reuse_is_reported_as_such_and_not_mixed_into_the_series():
+    # Given a watched process with a few samples
+    first = subprocess.Popen(["sleep", "60"])
+    record = Recorder()
+    sampler = Sampler(interval=0.05, emit=record)
+    sampler.watch(first.pid, False, viewer="v1")
+    sampler.tick()
+    sampler.tick()
+    # Create times count in clock ticks (10 ms): the newcomer must be born ticks later to
+    # differ, so this is the age the first process needs, not a wait for a condition.
+    time.sleep(0.05)
+    # When it exits and its PID goes to a new process before the next tick
+    first.kill()
+    first.wait()
+    second = spawn_with_pid(first.pid, ["sleep", "60"])
+    try:
+        sampler.tick()
+        # Then the exit is reported as a reuse, and no sample of the newcomer was recorded
+        assert [e["reason"] for e in record.exits] == ["pid reused"]
+        target = sampler.target(first.pid)
+        assert len(target.history) == 2
+        sampler.tick()
+        assert len(target.history) == 2
+    finally:
+        sampler.stop()
+        second.kill()
+        second.wait()
