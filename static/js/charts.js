@@ -1,10 +1,10 @@
 // The memory chart. Plotly is global (classic script at /assets/plotly.min.js).
 //
 // Performance model: samples are queued as they arrive and applied at most ~10 times a
-// second from a requestAnimationFrame loop with ONE Plotly.extendTraces call covering every
-// trace; per-trace maxPoints trims each trace to the time window. Plotly.react (a full
-// redraw) only happens on structural changes: watch added/removed/renamed, metric, window,
-// axis, theme, align mode, resume after pause.
+// second (less at long windows, see flushInterval) from a requestAnimationFrame loop with
+// ONE Plotly.extendTraces call covering every trace; per-trace maxPoints trims each trace to
+// the time window. Plotly.react (a full redraw) only happens on structural changes: watch
+// added/removed/renamed, metric, window, axis, theme, align mode, resume after pause.
 //
 // Units on the chart: y in MiB (the axis says so; hover shows humanised bytes), x is local
 // wall-clock time, or seconds since a run's start in "align at start" mode.
@@ -12,7 +12,13 @@
 import { formatBytes, MIB, toPlotTime } from "./format.js";
 import { METRICS, state } from "./state.js";
 
-const FLUSH_INTERVAL_MS = 100;
+// Redraws happen at most every 100 ms. Each extendTraces makes Plotly re-process every
+// point shown, so at long windows (where a line moves less than a pixel in 100 ms) redraw
+// about once per pixel of movement instead, up to once a second: same look, a fraction of
+// the script time (benchmarks/bench_page.py --seconds 330).
+const MIN_FLUSH_MS = 100;
+const MAX_FLUSH_MS = 1000;
+const ALL_WINDOW_GUESS_S = 900; // "all" has no fixed span; treat it like the longest window
 
 // Colour-blind-friendly-ish palettes; reds and greens are kept for leaky/fixed runs.
 const PALETTE = {
@@ -96,10 +102,17 @@ export class Chart {
 
   frame(now) {
     this.frameQueued = false;
-    if (now - this.lastFlush < FLUSH_INTERVAL_MS) { this.schedule(); return; }
+    if (now - this.lastFlush < this.flushInterval()) { this.schedule(); return; }
     this.lastFlush = now;
     if (this.dirty) this.rebuild();
     else if (!state.settings.paused) this.extend();
+  }
+
+  flushInterval() {
+    if (this.dirty) return MIN_FLUSH_MS; // structural changes show at once
+    const spanMs = (state.settings.window || ALL_WINDOW_GUESS_S) * 1000;
+    const plotPx = Math.max(300, this.el.clientWidth - 120); // minus the axis margins
+    return Math.min(MAX_FLUSH_MS, Math.max(MIN_FLUSH_MS, spanMs / plotPx));
   }
 
   // ---- drawing ------------------------------------------------------------
@@ -264,7 +277,11 @@ export class Chart {
       paper_bgcolor: cssVar("--bg-elev") || "#111",
       plot_bgcolor: cssVar("--bg-elev") || "#111",
       font: { color: fg, size: 16, family: cssVar("--font") || "sans-serif" },
-      margin: { l: 80, r: 24, t: 16, b: 56 },
+      // r: room for half of the newest x tick label ("12:34:56"). With less, automargin
+      // widens the right margin each time a new tick appears at the edge and shrinks it back
+      // over the next frames: every change costs a second full Plotly pass and makes the plot
+      // area jitter sideways.
+      margin: { l: 80, r: 56, t: 16, b: 56 },
       showlegend: true,
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 17 } },
       hovermode: "closest",
@@ -276,6 +293,9 @@ export class Chart {
         linecolor: grid,
         zeroline: false,
         automargin: true,
+        // "allow": Plotly's default ("hide past div") measures every tick label's box once per
+        // label on every redraw (O(labels²) forced layouts); the margins keep labels inside.
+        ticklabeloverflow: "allow",
         // Wall-clock seconds; sub-second ticks (first seconds of a watch) need milliseconds.
         tickformatstops: s.align ? [] : [
           { dtickrange: [null, 999], value: "%H:%M:%S.%L" },
@@ -289,6 +309,7 @@ export class Chart {
         linecolor: grid,
         zeroline: false,
         automargin: true,
+        ticklabeloverflow: "allow", // as on the x axis
         rangemode: s.log ? "normal" : "tozero",
         tickformat: s.log ? "" : ",~f",
         // Plotly's log ticks label minor ticks with bare digits ("2", "5"): confusing on a
