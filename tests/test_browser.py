@@ -247,6 +247,27 @@ def test_process_exit_is_marked_and_the_watch_stays(server, allocator, browser_p
     assert len(trace_for(page, allocator.pid)["y"]) >= 3
 
 
+def test_a_dropped_connection_is_backfilled_without_a_gap(server, allocator, browser_page):
+    # Given a page plotting a process sampled every 50 ms
+    page = browser_page
+    page.goto(f"{server.url}/?pid={allocator.pid}")
+    wait_trace_points(page, allocator.pid, n=10)
+    # When its connection drops (the server keeps sampling) and comes back a second later
+    page.evaluate("window.memdash.dropConnection()")
+    page.wait_for_function("document.body.dataset.connection === 'disconnected'")
+    page.wait_for_function("document.body.dataset.connection === 'connected'", timeout=15_000)
+    back = page.evaluate("Date.now() / 1000")
+    wait_for(
+        lambda: trace_for(page, allocator.pid)["x"][-1] > back + 0.5,
+        message="points after the reconnect",
+    )
+    # Then the chart has no hole where the connection was down
+    xs = trace_for(page, allocator.pid)["x"]
+    gaps = [b - a for a, b in zip(xs, xs[1:], strict=False)]
+    assert max(gaps) < 0.4, f"largest gap {max(gaps):.2f} s"
+    assert len(set(xs)) == len(xs)  # and no point twice
+
+
 def test_reconnect_backfills_and_the_chart_goes_on(allocator, browser_page):
     page = browser_page
     # Given a page watching a child on a server of its own (this test restarts it)

@@ -112,6 +112,12 @@ function onExit(msg) {
   emit("watch-exit", w);
 }
 
+/** Drop the connection as a failing network would; the client reconnects by itself.
+ *  For trying the backfill by hand (and for the browser tests). */
+export function dropConnection() {
+  socket?.io.engine?.close();
+}
+
 export function connect() {
   // `io` is the global from /assets/socket.io.min.js. Same origin, default path.
   socket = window.io({ reconnectionDelayMax: 3000 });

@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { Chart } from "./charts.js";
-import { addWatch, connect, removeWatch } from "./connection.js";
+import { addWatch, connect, dropConnection, removeWatch } from "./connection.js";
 import { applyTheme, initControls } from "./controls.js";
 import { FINISHED, initLab } from "./lab.js";
 import { initPicker } from "./picker.js";
@@ -102,6 +102,8 @@ writeUrl();
 window.memdash = Object.freeze({
   /** [{pid, children, name, metric, x: [epoch s], y: [bytes]}] as currently plotted. */
   traces: () => chart.snapshot(),
+  /** Simulate a network drop (the page reconnects and backfills the gap). */
+  dropConnection,
   get state() {
     return {
       connection: state.connection,
