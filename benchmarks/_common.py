@@ -169,12 +169,13 @@ IDLE = "import time\nwhile True: time.sleep(1e6)"
 
 
 class IdleProcesses:
-    """``n`` idle Python children (a realistic target: a few MB, ~40 mappings)."""
+    """``n`` Python children (a realistic target: a few MB, ~40 mappings) running ``code``,
+    idle by default; each gets its index as ``sys.argv[1]``."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, code: str = IDLE):
         self.procs = [
-            subprocess.Popen([sys.executable, "-c", IDLE], stdin=subprocess.DEVNULL)
-            for _ in range(n)
+            subprocess.Popen([sys.executable, "-c", code, str(i)], stdin=subprocess.DEVNULL)
+            for i in range(n)
         ]
         # Wait until each has finished starting (its statm stops changing is overkill: its
         # cmdline being set and RSS non-zero is enough for memdash to accept it).
@@ -278,13 +279,14 @@ class Viewer:
         self.sio.on("samples", self._samples)
         self.sio.connect(url, transports=["websocket"], wait_timeout=10)
 
-    def _samples(self, payload):
+    def _samples(self, *batches):  # one message, one batch per watched process
         received = time.time()
         with self._lock:
             self.messages += 1
-            self.samples += len(payload["samples"])
+            self.samples += sum(len(b["samples"]) for b in batches)
         if self._on_samples is not None:
-            self._on_samples(received, payload)
+            for batch in batches:
+                self._on_samples(received, batch)
 
     def watch(self, pid: int, since: float | None = None) -> dict:
         payload = {"pid": pid} if since is None else {"pid": pid, "since": since}
@@ -361,11 +363,12 @@ class RawViewer:
                 self._connected.set()
             elif frame.startswith("42"):
                 event, *args = self._json.loads(frame[2:])
-                if event == "samples":
+                if event == "samples":  # one batch per watched process
                     self.messages += 1
-                    self.samples += len(args[0]["samples"])
+                    self.samples += sum(len(b["samples"]) for b in args)
                     if self._on_samples is not None:
-                        self._on_samples(received, args[0])
+                        for batch in args:
+                            self._on_samples(received, batch)
             elif frame.startswith("43"):
                 body = frame[2:]
                 i = 0

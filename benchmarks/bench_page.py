@@ -45,14 +45,13 @@ import time
 
 from _common import (
     ROOT,
+    IdleProcesses,
     Server,
     header,
     note,
     percentile,
     print_table,
     progress,
-    rss,
-    wait_until,
 )
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -66,7 +65,6 @@ WOBBLER = """
 import sys, time
 held = []
 phase = int(sys.argv[1])
-print("ready", flush=True)
 while True:
     held.append(b"x" * (256 * 1024))
     if len(held) > 20 + phase:
@@ -114,43 +112,6 @@ INSTRUMENT = """
 FULL_REDRAWS = ("react", "newPlot", "redraw")
 
 
-class Wobblers:
-    """``n`` Python children whose RSS moves a little every second."""
-
-    def __init__(self, n: int):
-        self.procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", WOBBLER, str(i)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for i in range(n)
-        ]
-        for p in self.procs:
-            if p.stdout.readline().strip() != "ready":
-                raise RuntimeError(f"child {p.pid} did not start")
-            wait_until(lambda p=p: rss(p.pid) > 0, 10, f"child {p.pid}")
-
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.procs]
-
-    def close(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-        for p in self.procs:
-            p.wait()
-            p.stdout.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
 def metrics(cdp) -> dict[str, float]:
     return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
 
@@ -193,7 +154,7 @@ def run(args) -> None:
     from playwright.sync_api import sync_playwright
 
     progress(f"starting {args.series} targets and memdash (--interval {args.interval})")
-    with Wobblers(args.series) as targets, Server(interval=args.interval) as server:
+    with IdleProcesses(args.series, WOBBLER) as targets, Server(interval=args.interval) as server:
         query = "&".join(f"pid={pid}" for pid in targets.pids)
         url = f"{server.url}/?{query}&metric=rss&window={args.window}&theme=dark"
         with sync_playwright() as pw:

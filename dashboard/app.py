@@ -62,8 +62,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     socketio = SocketIO(app, async_mode="threading")
 
-    def emit(event: str, payload: dict, room: str | None) -> None:
-        socketio.emit(event, payload, to=room)
+    def emit(event: str, payload: dict | list, room: str | None) -> None:
+        # A list goes out as several arguments of one message (see Sampler.flush); for
+        # python-socketio that is a tuple.
+        socketio.emit(event, tuple(payload) if isinstance(payload, list) else payload, to=room)
 
     sampler = Sampler(
         interval=app.config["INTERVAL"],

@@ -4,7 +4,8 @@ A :class:`Target` is one watched series: a process, or a process and its descend
 Viewers (Socket.IO session ids, or owners such as a leak-lab run) hold targets; the loop reads
 the fast figures of every target each ``interval``, the expensive detail figures every
 ``detail_interval`` while at least one viewer holds it, appends to the target's history and
-hands batches to ``emit`` at most ``1 / flush_interval`` times a second. ``emit`` only queues
+hands each viewer one list of batches (one per target it holds) at most ``1 / flush_interval``
+times a second. ``emit`` only queues
 messages (Flask-SocketIO gives each client its own queue), so a slow viewer cannot stall the
 loop or the other viewers.
 
@@ -25,7 +26,9 @@ from .history import RingBuffer
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[str, dict, "str | None"], None]  # (event, payload, room or None for everyone)
+# (event, payload, room or viewer, None for everyone); for "samples" the payload is a list of
+# batches, one Socket.IO argument each.
+Emit = Callable[[str, "dict | list", "str | None"], None]
 
 
 def _no_emit(event: str, payload: dict, room: str | None) -> None:
@@ -295,15 +298,20 @@ class Sampler:
         self.emit("process_exit", payload, target.room)
 
     def flush(self) -> None:
-        batches = []
+        """Send what each viewer's targets gathered since the last flush: ONE ``samples``
+        message per viewer, with one ``{pid, children, samples}`` batch per target, so a
+        viewer of twenty processes still gets about ten messages a second."""
+        per_viewer: dict[str, list[dict]] = {}
         with self._lock:
             for target in self._targets.values():
-                if target.pending:
-                    batches.append((target, target.pending))
-                    target.pending = []
-        for target, samples in batches:
-            payload = {"pid": target.pid, "children": target.children, "samples": samples}
-            self.emit("samples", payload, target.room)
+                if not target.pending:
+                    continue
+                batch = {"pid": target.pid, "children": target.children, "samples": target.pending}
+                target.pending = []
+                for viewer in target.viewers:
+                    per_viewer.setdefault(viewer, []).append(batch)
+        for viewer, batches in per_viewer.items():
+            self.emit("samples", batches, viewer)
 
 
 def _pid_reused(key: memory.ProcessKey) -> bool:

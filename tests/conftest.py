@@ -5,6 +5,8 @@ Nothing here is mocked. Waiting is always "poll until a condition holds, with a 
 
 from __future__ import annotations
 
+import collections
+import os
 import queue
 import signal
 import socket
@@ -114,18 +116,35 @@ class Allocator:
 def spawn_with_pid(pid: int, argv: list[str], attempts: int = 50) -> subprocess.Popen:
     """Start ``argv`` as a process with PID ``pid`` (freed just before): real PID reuse.
 
-    As root, /proc/sys/kernel/ns_last_pid says which PID the kernel hands out next. Anything
-    else forking at that moment may take it first, so try a few times.
+    As root, /proc/sys/kernel/ns_last_pid says which PID the kernel hands out next; without
+    root, fork throw-away children until the PID counter comes round. Anything else forking
+    at that moment may take the PID first, so try a few times.
     """
     for _ in range(attempts):
-        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-            f.write(str(pid - 1))
+        try:
+            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                f.write(str(pid - 1))
+        except PermissionError:
+            _cycle_pids_to(pid - 1)
         proc = subprocess.Popen(argv)
         if proc.pid == pid:
             return proc
         proc.kill()
         proc.wait()
     raise AssertionError(f"could not get PID {pid} back after {attempts} attempts")
+
+
+def _cycle_pids_to(last: int) -> None:
+    """Fork and reap children until the kernel has just handed out ``last``."""
+    from dashboard import memory
+
+    for _ in range(2 * memory.pid_max()):
+        child = os.fork()
+        if child == 0:
+            os._exit(0)
+        os.waitpid(child, 0)
+        if child == last:
+            return
 
 
 @pytest.fixture
@@ -168,11 +187,18 @@ def client(app):
 
 
 class Server:
+    """``memdash`` as a user starts it, on a free loopback port; ``start()`` again after a
+    stop brings it back on the same port."""
+
     def __init__(self, *extra: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.extra = extra
         # A file, not a pipe: a pipe nobody reads would fill up and block the server.
         self.log = tempfile.NamedTemporaryFile("w+", prefix="memdash-server-", suffix=".txt")
+        self.start()
+
+    def start(self) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -183,7 +209,7 @@ class Server:
                 str(self.port),
                 "--interval",
                 "0.05",
-                *extra,
+                *self.extra,
             ],
             cwd=ROOT,
             stdout=self.log,
@@ -236,14 +262,17 @@ class Viewer:
     def __init__(self, url: str):
         self.sio = socketio.Client(reconnection=False)
         self.events: dict[str, queue.Queue] = {}
+        self.messages: collections.Counter = collections.Counter()
         for name in ("samples", "process_exit", "system", "run"):
             self.events[name] = queue.Queue()
             self.sio.on(name, self._recorder(name))
         self.sio.connect(url, transports=["websocket"], wait_timeout=10)
 
     def _recorder(self, name):
-        def record(payload):
-            self.events[name].put(payload)
+        def record(*payloads):  # a "samples" message carries one batch per watched process
+            self.messages[name] += 1
+            for payload in payloads:
+                self.events[name].put(payload)
 
         return record
 

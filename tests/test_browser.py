@@ -10,13 +10,11 @@ defined here (conftest has none yet).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from urllib.parse import urlsplit
 
 import pytest
 from _browser import launch_chromium
-from conftest import ROOT, MiB, Server, wait_for
+from conftest import MiB, Server, wait_for
 from playwright.sync_api import sync_playwright
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -286,22 +284,7 @@ def test_reconnect_backfills_and_the_chart_goes_on(allocator, browser_page):
         down_at = trace_for(page, allocator.pid)["x"][-1]
 
         # When it comes back on the same port
-        srv.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dashboard",
-                "--no-browser",
-                "--port",
-                str(srv.port),
-                "--interval",
-                "0.05",
-            ],
-            cwd=ROOT,
-            stdout=srv.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(srv._answers, timeout=20, message="memdash to come back")
+        srv.start()
 
         # Then the page says "reconnected", re-watches, and new samples extend the same trace
         page.wait_for_function(

@@ -19,10 +19,10 @@ class Recorder:
         self.samples: list[tuple[int, dict]] = []
         self.exits: list[dict] = []
 
-    def __call__(self, event: str, payload: dict, room: str | None) -> None:
+    def __call__(self, event: str, payload: dict | list, room: str | None) -> None:
         with self.lock:
-            if event == "samples":
-                self.samples += [(payload["pid"], s) for s in payload["samples"]]
+            if event == "samples":  # a list of batches for the viewer `room`
+                self.samples += [(b["pid"], s) for b in payload for s in b["samples"]]
             elif event == "process_exit":
                 self.exits.append(payload)
 

@@ -375,7 +375,7 @@ def test_leak_report_points_at_the_scenario_file(runs):
     reports = wait_for(lambda: run.messages("leak_report"), 20, "the leak_report reply")
     top = reports[0]["top"]
     # then: the biggest growth is the cache line of the scenario file
-    assert 1 <= len(top) <= 10
+    assert 0 < len(top) <= 10
     assert set(top[0]) == {"file", "line", "size_diff", "count_diff", "size", "count"}
     assert top[0]["file"] == "dashboard/scenarios/unbounded_cache.py", top[0]
     assert top[0]["size_diff"] > 1 * MB

@@ -140,7 +140,8 @@ export function connect() {
     // A server-side disconnect is not retried by the client on its own.
     if (reason === "io server disconnect") socket.connect();
   });
-  socket.on("samples", onSamples);
+  // One message per flush carries a batch per watched process, one argument each.
+  socket.on("samples", (...batches) => batches.forEach(onSamples));
   socket.on("process_exit", onExit);
   socket.on("system", (sys) => emit("system", sys));
   socket.on("run", (run) => emit("run-event", run));
