@@ -135,7 +135,7 @@ def spawn_with_pid(pid: int, argv: list[str], attempts: int = 50) -> subprocess.
 
 
 def _cycle_pids_to(last: int) -> None:
-    """Fork and reap children until the kernel has just handed out ``last``."""
+    """Fork and reap children until the next PID the kernel hands out is ``last + 1``."""
     from dashboard import memory
 
     for _ in range(2 * memory.pid_max()):
@@ -143,7 +143,8 @@ def _cycle_pids_to(last: int) -> None:
         if child == 0:
             os._exit(0)
         os.waitpid(child, 0)
-        if child == last:
+        # PIDs between ours and the wanted one may belong to live processes: skipped anyway.
+        if child <= last and all(os.path.exists(f"/proc/{p}") for p in range(child + 1, last + 1)):
             return
 
 
