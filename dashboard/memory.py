@@ -177,12 +177,36 @@ def list_processes(query: str = "", limit: int = 50) -> list[dict]:
     return found[:limit]
 
 
-def descendants(pid: int) -> list[int]:
-    """PIDs of all descendants of ``pid`` (empty if it has gone)."""
-    try:
-        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return []
+def parent_map() -> dict[int, int]:
+    """The parent of every process, from one pass over /proc/*/stat."""
+    parents = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # exited while we looked
+            continue
+        # After the parenthesised command name: state, then ppid.
+        parents[int(name)] = int(stat[stat.rindex(b")") + 2 :].split(None, 2)[1])
+    return parents
+
+
+def descendants(pid: int, parents: dict[int, int] | None = None) -> list[int]:
+    """PIDs of all descendants of ``pid`` (empty if it has gone). Pass ``parents`` (from
+    :func:`parent_map`) to answer for many processes from one pass over /proc."""
+    if parents is None:
+        parents = parent_map()
+    children: dict[int, list[int]] = {}
+    for child, parent in parents.items():
+        children.setdefault(parent, []).append(child)
+    found, todo = [], list(children.get(pid, ()))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(children.get(child, ()))
+    return found
 
 
 # -- fast figures --------------------------------------------------------------------------

@@ -89,6 +89,7 @@ class Sampler:
         self.emit = emit
         self._targets: dict[tuple[int, bool], Target] = {}
         self._phases = itertools.count()  # spreads detail reads over the ticks of a second
+        self._parents: dict[int, int] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -206,6 +207,7 @@ class Sampler:
         now = time.time()
         mono = time.monotonic()
         self.ticks += 1
+        self._parents: dict[int, int] | None = None  # one /proc pass a tick, when needed
         for target in self.targets():
             idle = not target.viewers
             if idle and (target.exited_at is not None or mono - target.idle_since > self.linger):
@@ -268,7 +270,9 @@ class Sampler:
         sample["children"] = len(target.readers) - 1
 
     def _refresh_children(self, target: Target) -> None:
-        for pid in memory.descendants(target.pid):
+        if self._parents is None:
+            self._parents = memory.parent_map()
+        for pid in memory.descendants(target.pid, self._parents):
             if pid not in target.readers:
                 try:
                     target.readers[pid] = memory.StatmReader(pid)

@@ -408,11 +408,12 @@ class WorkerPool:
     def _check_runs(self) -> None:
         now = time.time()
         alive = [r for r in self.list() if r.alive]
+        parents = memory.parent_map() if alive else {}  # one pass over /proc for every run
         for run in alive:
             if _has_exited(run.proc):
                 self._finish(run)
                 continue
-            run.rss = _tree_rss(run.pid)
+            run.rss = _tree_rss(run.pid, parents)
             if run.rss > run.max_rss:
                 self._end(
                     run,
@@ -527,9 +528,9 @@ def _terminate(proc: subprocess.Popen, grace: float = 2.0) -> None:
     proc.wait()
 
 
-def _tree_rss(pid: int) -> int:
+def _tree_rss(pid: int, parents: dict[int, int]) -> int:
     total = 0
-    for one in [pid, *memory.descendants(pid)]:
+    for one in [pid, *memory.descendants(pid, parents)]:
         try:
             total += memory.read_fast(one)["rss"]
         except errors.MemdashError:
