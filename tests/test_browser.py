@@ -363,3 +363,39 @@ def test_compare_shows_diverging_runs_and_stop_all_ends_them(server, browser_pag
     listed = {r["run_id"]: r for r in server.get("/api/runs").json()["runs"]}
     for run_id in run_ids:
         assert listed[run_id]["state"] not in ("running", "starting")
+
+
+def test_crash_and_cap_are_annotated_on_the_chart(server, browser_page, no_runs_left):
+    page = browser_page
+    page.goto(f"{server.url}/?window=60")
+    limit = page.locator('article.scenario[data-scenario="heap_limit"]')
+    cache = page.locator('article.scenario[data-scenario="unbounded_cache"]')
+    limit.wait_for()
+
+    # Given a heap-limit comparison with a small limit, and a fast leak with a small cap
+    limit.locator("select.runtime").select_option("python")
+    limit.locator('input[data-name="rate"]').fill("2000")
+    limit.locator('input[data-name="limit_mb"]').fill("48")
+    limit.locator('[data-action="compare"]').click()
+    cache.locator("select.runtime").select_option("python")
+    cache.locator('input[data-name="rate"]').fill("3000")
+    cache.locator('input[data-name="max_rss_mb"]').fill("64")
+    cache.locator('[data-action="run-leaky"]').click()
+
+    # Then the leaky heap-limit run crashes and the capped one is stopped at its cap ...
+    page.wait_for_function(
+        "() => ['crashed', 'capped'].every(s =>"
+        " window.memdash.state.runs.some(r => r.state === s))",
+        timeout=60_000,
+    )
+    runs = {(r["scenario"], r["variant"]): r for r in page.evaluate("window.memdash.state.runs")}
+    assert runs[("heap_limit", "leaky")]["state"] == "crashed"
+    assert "out of memory" in runs[("heap_limit", "leaky")]["reason"]
+    assert runs[("heap_limit", "fixed")]["state"] == "running"
+    assert runs[("unbounded_cache", "leaky")]["state"] == "capped"
+    # ... and the chart says so where it happened
+    page.wait_for_function(
+        "() => { const texts = (document.getElementById('chart').layout.annotations || [])"
+        ".map(a => a.text).join(' | ');"
+        " return texts.includes('crashed') && texts.includes('capped'); }"
+    )
