@@ -84,6 +84,13 @@ def check_args(args: argparse.Namespace) -> list[int]:
     return pids
 
 
+def allowed_hosts(host: str) -> tuple[str, ...] | None:
+    """Loopback names, plus the address asked for; any host when bound to every address."""
+    if host in ("0.0.0.0", "::", ""):
+        return None
+    return ("127.0.0.1", "localhost", "::1", host.strip("[]"))
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind now, so a port in use is a clear error before anything starts."""
     try:
@@ -118,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             "DETAIL_INTERVAL": args.detail_interval,
             "HISTORY_SECONDS": args.history,
             "PINNED_PIDS": pids,
+            "ALLOWED_HOSTS": allowed_hosts(args.host),
         }
     )
     memdash = app.extensions["memdash"]

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from flask import Flask, current_app, jsonify, render_template, send_file
+from flask import Flask, current_app, jsonify, render_template, request, send_file
 from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException
 
@@ -25,6 +26,9 @@ DEFAULTS = {
     "MAX_RUNS": 8,  # scenario runs alive at once
     "RUNS_MEMORY_FRACTION": 0.25,  # all runs together may use this much of system RAM
     "PINNED_PIDS": (),  # watched from start-up (the CLI's --pid)
+    # Host names the server answers to; None = any. Loopback only by default, so a web page
+    # elsewhere cannot reach it by pointing its own name at 127.0.0.1 (DNS rebinding).
+    "ALLOWED_HOSTS": ("127.0.0.1", "localhost", "::1"),
 }
 
 
@@ -90,6 +94,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(lab.bp)
     events.register(socketio)
     _register_pages(app)
+    _register_guards(app)
     _register_errors(app)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     return app
@@ -109,6 +114,28 @@ def _register_pages(app: Flask) -> None:
         if not path.is_file():
             raise errors.Unavailable(f"{name} is missing: run `make setup` (it installs the JS)")
         return send_file(path, mimetype="text/javascript", max_age=3600)
+
+
+def _register_guards(app: Flask) -> None:
+    """memdash starts processes on this machine: refuse requests that a web page elsewhere
+    could make a browser send (wrong Host, or a POST that is not JSON, like a plain form)."""
+
+    @app.before_request
+    def guard():
+        allowed = app.config["ALLOWED_HOSTS"]
+        hostname = urlsplit(f"//{request.host}").hostname or ""
+        if allowed is not None and hostname not in allowed:
+            raise errors.MemdashError(
+                f"memdash does not answer to host {hostname!r}; use http://127.0.0.1",
+                code="bad_host",
+                status=403,
+            )
+        if request.method == "POST" and not request.is_json:
+            raise errors.MemdashError(
+                "POST bodies must be JSON (Content-Type: application/json)",
+                code="unsupported_media_type",
+                status=415,
+            )
 
 
 def _register_errors(app: Flask) -> None:

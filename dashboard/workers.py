@@ -162,14 +162,13 @@ class WorkerPool:
         """Start the leaky and the fixed variant together, same parameters."""
         scenario, params = self._validate(scenario_id, "leaky", runtime, raw_params)
         self._check_room(2, params)
-        leaky = self._spawn(scenario, "leaky", runtime, params)
+        t0 = time.time()  # one t=0 for both, so the chart can align them
+        leaky = self._spawn(scenario, "leaky", runtime, params, t0)
         try:
-            fixed = self._spawn(scenario, "fixed", runtime, params)
+            fixed = self._spawn(scenario, "fixed", runtime, params, t0)
         except errors.MemdashError:
             self.stop(leaky.run_id)
             raise
-        # Align the pair at one t=0 for the chart.
-        fixed.started_at = leaky.started_at = min(leaky.started_at, fixed.started_at)
         return [leaky, fixed]
 
     def _validate(self, scenario_id, variant, runtime, raw_params):
@@ -214,7 +213,9 @@ class WorkerPool:
                 code="too_many_runs",
             )
 
-    def _spawn(self, scenario, variant: str, runtime: str, params: dict) -> Run:
+    def _spawn(
+        self, scenario, variant: str, runtime: str, params: dict, started_at: float | None = None
+    ) -> Run:
         run_id = f"r{next(self._ids)}"
         services = []
         # The fixed shared-cache variant keeps its cache in a private Redis.
@@ -236,7 +237,7 @@ class WorkerPool:
             runtime=runtime,
             params={k: v for k, v in params.items() if k != "redis_port"},
             proc=proc,
-            started_at=time.time(),
+            started_at=started_at or time.time(),
             max_rss=params["max_rss_mb"] * 2**20,
             max_seconds=params["duration"],
             services=services,

@@ -233,8 +233,9 @@ class Server:
     def get(self, path: str, **kw):
         return requests.get(self.url + path, timeout=30, **kw)
 
-    def post(self, path: str, **kw):
-        return requests.post(self.url + path, timeout=30, **kw)
+    def post(self, path: str, json=None, **kw):
+        """POST a JSON body ({} when none is given: memdash takes only JSON posts)."""
+        return requests.post(self.url + path, json={} if json is None else json, timeout=30, **kw)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

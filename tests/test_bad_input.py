@@ -63,9 +63,25 @@ def test_rest_zombie_is_409(client):
 
 
 def test_rest_wrong_method_is_405_in_the_same_shape(client):
-    response = client.post("/api/system")
+    response = client.post("/api/system", json={})
     assert response.status_code == 405
     assert_error(response.get_json(), "method_not_allowed")
+
+
+def test_a_plain_form_post_cannot_start_a_run(client):
+    # A page elsewhere can make a browser POST a form to 127.0.0.1, but not with a JSON type
+    response = client.post("/api/scenarios/unbounded_cache/compare", data={"runtime": "python"})
+    assert response.status_code == 415
+    assert_error(response.get_json(), "unsupported_media_type")
+    assert client.get("/api/runs").get_json()["runs"] == []
+
+
+def test_a_foreign_host_name_is_refused(client):
+    # DNS rebinding: evil.example resolving to 127.0.0.1 must not reach the API
+    response = client.get("/api/processes", headers={"Host": "evil.example:8765"})
+    assert response.status_code == 403
+    assert_error(response.get_json(), "bad_host")
+    assert client.get("/api/system", headers={"Host": "127.0.0.1:8765"}).status_code == 200
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"a string"', b"null"])

@@ -18,12 +18,15 @@ export function toApiError(body, status) {
 }
 
 export async function api(path, { method = "GET", body } = {}) {
+  // Every POST is JSON, even an empty one: the server refuses anything else (a plain form
+  // from another site must not be able to start or stop runs).
+  const post = method !== "GET";
   let res;
   try {
     res = await fetch(path, {
       method,
-      headers: body !== undefined ? { "Content-Type": "application/json" } : {},
-      body: body !== undefined ? JSON.stringify(body) : undefined,
+      headers: post ? { "Content-Type": "application/json" } : {},
+      body: post ? JSON.stringify(body ?? {}) : undefined,
     });
   } catch (e) {
     throw new ApiError("network", `cannot reach the memdash server (${e.message})`);

@@ -14,6 +14,7 @@ import { showError, showInfo } from "./toast.js";
 
 const VERDICT_SECONDS = 30;
 export const FINISHED = new Set(["stopped", "capped", "crashed"]);
+const STATE_ORDER = { starting: 0, running: 1, stopped: 2, capped: 2, crashed: 2 };
 const RUNTIME_LABELS = { python: "Python", node: "Node.js" };
 
 function el(tag, props = {}, ...kids) {
@@ -45,7 +46,9 @@ export function initLab({ addWatch, chart, onRunsChanged }) {
   /** Record a run (from POST, GET /api/runs or a `run` event) and annotate the chart. */
   function upsertRun(run, { own = false } = {}) {
     const prev = state.runs.get(run.run_id);
-    const merged = { ...(prev || {}), ...run };
+    // `run` events and the POST / GET answers race: a late "starting" must not undo "running".
+    const stale = prev && (STATE_ORDER[run.state] ?? 0) < (STATE_ORDER[prev.state] ?? 0);
+    const merged = stale ? { ...run, ...prev } : { ...(prev || {}), ...run };
     state.runs.set(run.run_id, merged);
     const key = watchKey(run.pid, true);
     if (own) {
