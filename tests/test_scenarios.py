@@ -25,6 +25,7 @@ import psutil
 import pytest
 
 from dashboard.scenarios import (
+    NODE_DIR,
     SCENARIOS,
     catalogue,
     command,
@@ -516,3 +517,22 @@ def test_scenario_runs_by_hand_from_its_module(tmp_path):
         "reason": "duration reached",
     }
     assert sys.executable  # the interpreter command() used by default
+
+
+@pytest.mark.parametrize("scenario_id", list(SCENARIOS))
+def test_node_defaults_match_the_catalogue(scenario_id):
+    # Python scenarios take their options from the catalogue; Node ones declare their own,
+    # so check that a run by hand has the defaults memdash shows on the page.
+    sc = SCENARIOS[scenario_id]
+    script = NODE_DIR / f"{scenario_id}.js"
+    usage = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=30)
+    assert usage.returncode == 2, usage.stderr
+    declared = dict(
+        line.strip()[2:].split(" ", 1)
+        for line in usage.stderr.splitlines()
+        if line.startswith("  --") and " " in line.strip()
+    )
+    for param in sc.params:
+        flag = param.name.replace("_", "-")
+        assert flag in declared, f"{scenario_id}.js has no --{flag}"
+        assert float(declared[flag]) == float(param.default), (flag, declared[flag], param.default)

@@ -1,6 +1,7 @@
 """The common part of every Python scenario, so the scenario files stay short.
 
-A scenario file defines ``make(args) -> Work`` and calls ``run("<id>", make, add_args=...)``.
+A scenario file defines ``make(args) -> Work`` and calls ``run("<id>", make, doc=__doc__)``;
+its options are the catalogue's parameters (``dashboard/scenarios/__init__.py``).
 This module parses the common options, calls ``Work.step(i)`` for item i = 0, 1, 2, ... at
 ``Work.rate`` items per second, checks its own RSS against ``--max-rss-mb`` (every tick, 20 a
 second), prints a ``heap`` line once a second and answers JSON-line commands on stdin.
@@ -58,12 +59,24 @@ def rss_bytes(pid: str = "self") -> int:
 
 
 def parser(scenario: str, doc: Optional[str]) -> argparse.ArgumentParser:
+    """The command line of a scenario: its parameters come from the catalogue, so a run by
+    hand and a run started by memdash have the same defaults and limits."""
+    from dashboard.scenarios import SCENARIOS
+
     p = argparse.ArgumentParser(prog=f"python -m dashboard.scenarios.{scenario}", description=doc)
     p.add_argument("--variant", choices=("leaky", "fixed"), required=True)
-    p.add_argument("--duration", type=float, default=120, help="seconds, then exit 0")
-    p.add_argument("--max-rss-mb", type=float, default=512, help="self cap: exit 3 above it")
+    for param in SCENARIOS[scenario].params:
+        p.add_argument(
+            "--" + param.name.replace("_", "-"),
+            type=int if param.type == "int" else float,
+            default=param.default,
+            help=f"{param.help} ({param.min}-{param.max} {param.unit}".rstrip()
+            + f"; default {param.default})",
+        )
     p.add_argument("--no-heap", action="store_true", help="no tracemalloc, no heap lines")
-    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # shared_cache
+    # shared_cache runs its workers as children of the same program
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)
     return p
 
 
@@ -75,11 +88,8 @@ def heap_stats(work: Optional[Work] = None) -> dict:
     return out
 
 
-def run(scenario: str, make: Callable, *, add_args: Optional[Callable] = None, doc=None):
-    p = parser(scenario, doc)
-    if add_args is not None:
-        add_args(p)
-    args = p.parse_args()
+def run(scenario: str, make: Callable, *, doc=None):
+    args = parser(scenario, doc).parse_args()
     global _reserve
     _reserve = bytearray(2**20)  # address space to give back so a MemoryError can be printed
     sys.excepthook = _die

@@ -51,10 +51,5 @@ def make(args):
     return Work(lambda i: handle(i, args.item_kb), args.rate)
 
 
-def add_args(p):
-    p.add_argument("--rate", type=float, default=200, help="requests per second")
-    p.add_argument("--item-kb", type=int, default=8, help="size of the object each one builds")
-
-
 if __name__ == "__main__":
-    run("closure_retention", make, add_args=add_args, doc=__doc__)
+    run("closure_retention", make, doc=__doc__)

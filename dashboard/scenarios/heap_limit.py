@@ -55,14 +55,5 @@ def make(args):
     return Work(lambda i: handle_fixed(args.item_kb, args.max_items), args.rate)
 
 
-def add_args(p):
-    p.add_argument("--rate", type=float, default=250, help="results per second")
-    p.add_argument("--item-kb", type=int, default=8, help="size of one result")
-    p.add_argument("--max-items", type=int, default=500, help="fixed: results kept")
-    p.add_argument(
-        "--limit-mb", type=int, default=96, help="address space allowed on top of start-up"
-    )
-
-
 if __name__ == "__main__":
-    run("heap_limit", make, add_args=add_args, doc=__doc__)
+    run("heap_limit", make, doc=__doc__)

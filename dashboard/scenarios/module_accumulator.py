@@ -59,11 +59,5 @@ def make(args):
     return Work(lambda i: handle_fixed(i, args.item_kb, args.flush_every), args.rate)
 
 
-def add_args(p):
-    p.add_argument("--rate", type=float, default=200, help="calls per second")
-    p.add_argument("--item-kb", type=int, default=8, help="size of one recorded event")
-    p.add_argument("--flush-every", type=int, default=100, help="fixed: drain every N calls")
-
-
 if __name__ == "__main__":
-    run("module_accumulator", make, add_args=add_args, doc=__doc__)
+    run("module_accumulator", make, doc=__doc__)

@@ -60,11 +60,5 @@ def held(lst):
     return lambda: sum(len(c) for c in lst if not c.closed)
 
 
-def add_args(p):
-    p.add_argument("--rate", type=float, default=6, help="chunks per second")
-    p.add_argument("--item-kb", type=int, default=256, help="size of one chunk")
-    p.add_argument("--max-items", type=int, default=8, help="fixed: chunks kept")
-
-
 if __name__ == "__main__":
-    run("offheap", make, add_args=add_args, doc=__doc__)
+    run("offheap", make, doc=__doc__)

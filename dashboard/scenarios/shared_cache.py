@@ -6,7 +6,6 @@ Run: python -m dashboard.scenarios.shared_cache --variant leaky|fixed [--workers
 The RSS that matters is the sum over the process tree (this process + its workers).
 """
 
-import argparse
 import ctypes
 import json
 import os
@@ -130,14 +129,5 @@ def make(args):
     return make_child(args) if args.child else make_parent(args)
 
 
-def add_args(p):
-    p.add_argument("--workers", type=int, default=3, help="worker processes")
-    p.add_argument("--rate", type=float, default=150, help="lookups per second per worker")
-    p.add_argument("--item-kb", type=int, default=4, help="size of one cached value")
-    p.add_argument("--ttl", type=int, default=10, help="fixed: seconds a key lives in Redis")
-    p.add_argument("--redis-port", type=int, default=6379, help="fixed: the Redis to use")
-    p.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)  # internal
-
-
 if __name__ == "__main__":
-    run("shared_cache", make, add_args=add_args, doc=__doc__)
+    run("shared_cache", make, doc=__doc__)

@@ -69,12 +69,5 @@ def make(args):
     return Work(step, args.rate)
 
 
-def add_args(p):
-    p.add_argument("--rate", type=float, default=400, help="jobs pushed per second")
-    p.add_argument("--consumer-rate", type=float, default=200, help="jobs popped per second")
-    p.add_argument("--item-kb", type=int, default=8, help="size of one job")
-    p.add_argument("--max-len", type=int, default=300, help="fixed: queue length kept")
-
-
 if __name__ == "__main__":
-    run("slow_consumer", make, add_args=add_args, doc=__doc__)
+    run("slow_consumer", make, doc=__doc__)

@@ -66,12 +66,5 @@ def make(args):
     return Work(lambda i: handle_fixed(lru, f"req-{i}", args.item_kb), args.rate)
 
 
-def add_args(p):
-    p.add_argument("--rate", type=float, default=200, help="requests per second")
-    p.add_argument("--item-kb", type=int, default=8, help="size of one cached response")
-    p.add_argument("--max-items", type=int, default=200, help="fixed: LRU size")
-    p.add_argument("--ttl", type=float, default=30, help="fixed: seconds an entry may live")
-
-
 if __name__ == "__main__":
-    run("unbounded_cache", make, add_args=add_args, doc=__doc__)
+    run("unbounded_cache", make, doc=__doc__)
