@@ -153,17 +153,23 @@ def run(scenario: str, make: Callable, *, doc=None):
 
 def _die(kind, value, tb):
     """An uncaught exception: print the traceback as usual, then exit 1 at once. Skipping the
-    interpreter's clean-up matters after a MemoryError, where the clean-up itself can fail."""
+    interpreter's clean-up matters after a MemoryError, where the clean-up itself can fail;
+    so does never raising from here (Python would then finalize, and may abort)."""
     global _reserve
-    out_of_memory = kind is MemoryError or _near_address_space_limit()
-    _reserve = None
-    sys.__excepthook__(kind, value, tb)
-    if out_of_memory and kind is not MemoryError:
-        # Allocation failures deep in C code sometimes surface as a bare SystemError; say
-        # what really happened, as the last line a reader (and memdash) sees.
-        sys.stderr.write("MemoryError: out of address space (RLIMIT_AS reached)\n")
-    sys.stderr.flush()
-    os._exit(1)
+    _reserve = None  # give back the reserve first: what follows needs a little memory
+    try:
+        try:
+            out_of_memory = kind is MemoryError or _near_address_space_limit()
+        except MemoryError:
+            out_of_memory = True
+        sys.__excepthook__(kind, value, tb)
+        if out_of_memory and kind is not MemoryError:
+            # Allocation failures deep in C code sometimes surface as a bare SystemError;
+            # say what really happened, as the last line a reader (and memdash) sees.
+            sys.stderr.write("MemoryError: out of address space (RLIMIT_AS reached)\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(1)
 
 
 def _near_address_space_limit() -> bool:
