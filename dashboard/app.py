@@ -67,9 +67,14 @@ def create_app(config: dict | None = None) -> Flask:
     socketio = SocketIO(app, async_mode="threading")
 
     def emit(event: str, payload: dict | list, room: str | None) -> None:
-        # A list goes out as several arguments of one message (see Sampler.flush); for
-        # python-socketio that is a tuple.
-        socketio.emit(event, tuple(payload) if isinstance(payload, list) else payload, to=room)
+        if isinstance(payload, list):
+            # Batches for one viewer (see Sampler.flush). Viewers that are not sockets (the
+            # CLI's --pid, a leak-lab run) receive nothing, and python-socketio would encode
+            # the message before finding nobody in the room: skip them on this hot path.
+            if not socketio.server.manager.is_connected(room, "/"):
+                return
+            payload = tuple(payload)  # python-socketio sends a tuple as several arguments
+        socketio.emit(event, payload, to=room)
 
     sampler = Sampler(
         interval=app.config["INTERVAL"],

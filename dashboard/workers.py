@@ -38,7 +38,6 @@ from . import errors, memory, scenarios
 
 log = logging.getLogger(__name__)
 
-STATES = ("starting", "running", "stopped", "capped", "crashed")
 _PR_SET_PDEATHSIG = 1
 _SELF_CAPPED_EXIT = 3  # exit code of a worker that stopped at its own memory cap
 _MONITOR_INTERVAL = 0.25
