@@ -3,6 +3,8 @@
 Each ``benchmarks/bench_*.py`` runs as ``.venv/bin/python benchmarks/bench_<name>.py`` from the
 repo root; Python puts ``benchmarks/`` on ``sys.path``, so the scripts ``from _common import ...``.
 Importing this module also puts the repo root on ``sys.path`` so ``dashboard`` imports.
+The server, the python-socketio viewer and polling are dashboard.testing's, shared with the
+tests; what is here is for benchmarks only (reporting, /proc readers, idle targets, RawViewer).
 
 Everything listens on and connects to 127.0.0.1 only.
 """
@@ -13,11 +15,9 @@ import math
 import os
 import platform
 import shlex
-import signal
-import socket
+import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -28,6 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# free_port is re-exported for the scripts that start a redis-server of their own.
+from dashboard.testing import free_port as free_port  # noqa: E402
+from dashboard.testing import wait_for  # noqa: E402
 
 MiB = 2**20
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -101,29 +105,21 @@ def note(text: str) -> None:
     print()
 
 
-def percentile(values: Sequence[float], p: float) -> float:
-    """The p-th percentile (0..100), linear interpolation between closest ranks."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100.0
-    lo, hi = math.floor(k), math.ceil(k)
-    if lo == hi:
-        return ordered[lo]
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+def percentile(values: Sequence[float], p: int) -> float:
+    """The p-th percentile (1..99) by ``statistics.quantiles``, "inclusive" method: linear
+    interpolation between closest ranks (numpy's default). NaN without values."""
+    if len(values) < 2:  # quantiles needs two
+        return values[0] if values else math.nan
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
 def slope(points: Sequence[tuple[float, float]]) -> float:
-    """Least-squares slope of (x, y) points (NaN with fewer than two distinct x)."""
-    n = len(points)
-    if n < 2:
+    """Least-squares slope of (x, y) points by ``statistics.linear_regression``; NaN where
+    there is no line (fewer than two points, or every x the same)."""
+    try:
+        return statistics.linear_regression([x for x, _ in points], [y for _, y in points]).slope
+    except statistics.StatisticsError:
         return math.nan
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    if sxx == 0:
-        return math.nan
-    return sum((x - mx) * (y - my) for x, y in points) / sxx
 
 
 def progress(text: str) -> None:
@@ -132,12 +128,6 @@ def progress(text: str) -> None:
 
 
 # -- processes ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss(pid: int) -> int:
@@ -152,17 +142,6 @@ def cpu_seconds(pid: int) -> float:
         stat = f.read()
     fields = stat[stat.rindex(b")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
-
-
-def wait_until(condition, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 IDLE = "import time\nwhile True: time.sleep(1e6)"
@@ -180,7 +159,7 @@ class IdleProcesses:
         # Wait until each has finished starting (its statm stops changing is overkill: its
         # cmdline being set and RSS non-zero is enough for memdash to accept it).
         for p in self.procs:
-            wait_until(lambda p=p: _started(p.pid), 10, f"idle child {p.pid}")
+            wait_for(lambda p=p: _started(p.pid), 10, f"idle child {p.pid}")
         time.sleep(0.3)
 
     @property
@@ -209,105 +188,7 @@ def _started(pid: int) -> bool:
         return False
 
 
-class Server:
-    """The memdash server in its own process, on a free loopback port.
-
-    The real CLI: ``python -m dashboard --no-browser --port P --interval I [extra...]``.
-    """
-
-    def __init__(self, interval: float = 0.1, *extra: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="memdash-bench-", suffix=".txt")
-        argv = [sys.executable, "-m", "dashboard", "--no-browser"]
-        argv += ["--port", str(self.port), "--interval", str(interval), *extra]
-        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(self._answers, 30, f"memdash on {self.url}")
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def _answers(self) -> bool:
-        import urllib.error
-        import urllib.request
-
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"memdash exited: {self.output()}")
-        try:
-            with urllib.request.urlopen(self.url + "/api/system", timeout=1) as r:
-                return r.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def output(self) -> str:
-        with open(self.log.name) as f:
-            return f.read()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
 # -- viewers --------------------------------------------------------------------------------
-
-
-class Viewer:
-    """A python-socketio client that counts (and optionally times) the samples it receives."""
-
-    def __init__(self, url: str, on_samples=None):
-        import socketio
-
-        self.sio = socketio.Client(reconnection=False)
-        self.samples = 0
-        self.messages = 0
-        self.errors: list = []
-        self._lock = threading.Lock()
-        self._on_samples = on_samples
-        self.sio.on("samples", self._samples)
-        self.sio.connect(url, transports=["websocket"], wait_timeout=10)
-
-    def _samples(self, *batches):  # one message, one batch per watched process
-        received = time.time()
-        with self._lock:
-            self.messages += 1
-            self.samples += sum(len(b["samples"]) for b in batches)
-        if self._on_samples is not None:
-            for batch in batches:
-                self._on_samples(received, batch)
-
-    def watch(self, pid: int, since: float | None = None) -> dict:
-        payload = {"pid": pid} if since is None else {"pid": pid, "since": since}
-        ack = self.sio.call("watch", payload, timeout=30)
-        if "error" in ack:
-            self.errors.append(ack["error"])
-        return ack
-
-    def counts(self) -> tuple[int, int]:
-        with self._lock:
-            return self.messages, self.samples
-
-    def close(self, wait: bool = False) -> None:
-        """Disconnect; without ``wait`` in a thread (websocket-client may wait 3 s for the
-        server's close frame after the Socket.IO disconnect packet has gone out)."""
-        if not self.sio.connected:
-            return
-        if wait:
-            self.sio.disconnect()
-        else:
-            threading.Thread(target=self.sio.disconnect, daemon=True).start()
 
 
 class RawViewer:

@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 
 import psutil
-from _common import IdleProcesses, Server, Viewer, header, note, print_table, progress
+from _common import IdleProcesses, header, note, print_table, progress
+
+from dashboard.testing import Server, Viewer
 
 
 def cpu(proc: psutil.Process) -> float:
@@ -125,7 +127,7 @@ def main() -> None:
         with Server(interval=args.interval) as server:
             sp = psutil.Process(server.pid)
             progress(f"server pid {server.pid}; connecting {args.viewers} viewers")
-            viewers = [Viewer(server.url) for _ in range(args.viewers)]
+            viewers = [Viewer(server.url, keep=False) for _ in range(args.viewers)]
             for v in viewers:
                 for pid in pids:
                     v.watch(pid)

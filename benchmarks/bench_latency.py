@@ -23,18 +23,19 @@ import argparse
 import multiprocessing
 import threading
 import time
+from functools import partial
 
 from _common import (
     IdleProcesses,
     RawViewer,
-    Server,
-    Viewer,
     header,
     note,
     percentile,
     print_table,
     progress,
 )
+
+from dashboard.testing import Server, Viewer
 
 CLIENTS = ("python-socketio Client", "raw WebSocket (own process)")
 
@@ -81,7 +82,7 @@ def run_case(pids: list[int], seconds: float, warmup: float, interval: float) ->
     ctx = multiprocessing.get_context("spawn")
     with Server(interval=interval) as server, ctx.Pool(1) as pool:
         raw = pool.apply_async(raw_in_child, (server.url, pids, warmup, seconds))
-        mine = watch_and_record(Viewer, server.url, pids, warmup, seconds)
+        mine = watch_and_record(partial(Viewer, keep=False), server.url, pids, warmup, seconds)
         return {CLIENTS[0]: mine, CLIENTS[1]: raw.get(timeout=warmup + seconds + 60)}
 
 

@@ -46,7 +46,7 @@ import time
 from _common import (
     ROOT,
     IdleProcesses,
-    Server,
+    MiB,
     header,
     note,
     percentile,
@@ -54,10 +54,10 @@ from _common import (
     progress,
 )
 
+from dashboard.testing import Server
+
 sys.path.insert(0, str(ROOT / "tests"))
 from _browser import chromium_path, launch_chromium  # noqa: E402
-
-MiB = 2**20
 
 # A target whose memory moves: +256 KiB a second (touched, so RSS sees it), all dropped every
 # 20 s; the phase differs per child so the ten lines do not coincide.

@@ -26,7 +26,7 @@ import sys
 import timeit
 
 import psutil
-from _common import IdleProcesses, MiB, header, note, print_table, progress, rss, wait_until
+from _common import IdleProcesses, MiB, header, note, print_table, progress, rss, wait_for
 
 from dashboard import memory
 
@@ -125,7 +125,7 @@ def main() -> None:
         [sys.executable, "-c", BIG], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
     )
     try:
-        wait_until(lambda: big.stdout.readline().strip() == "ready", 60, "the 300 MB child")
+        wait_for(lambda: big.stdout.readline().strip() == "ready", 60, "the 300 MB child")
         size = rss(big.pid)
         proc = psutil.Process(big.pid)
         detail = [

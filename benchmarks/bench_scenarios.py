@@ -41,7 +41,6 @@ from _common import (
     ROOT,
     MiB,
     cpu_seconds,
-    free_port,
     header,
     note,
     print_table,
@@ -51,6 +50,7 @@ from _common import (
 )
 
 from dashboard import scenarios
+from dashboard.testing import free_port
 
 SAMPLE_EVERY = 0.25
 CRASH_LIMIT_S = 120  # heap_limit leaky: its own default duration

@@ -30,8 +30,6 @@ import time
 from _common import (
     IdleProcesses,
     MiB,
-    Server,
-    Viewer,
     header,
     note,
     print_table,
@@ -39,6 +37,8 @@ from _common import (
     rss,
     slope,
 )
+
+from dashboard.testing import Server, Viewer
 
 
 def parse_args():
@@ -109,7 +109,7 @@ class Churn:
     def _session(self, pids: list[int], stay: float) -> None:
         viewer = None
         try:
-            viewer = Viewer(self.url)
+            viewer = Viewer(self.url, keep=False)
             for pid in pids:
                 viewer.watch(pid)
             if viewer.errors:
@@ -136,7 +136,7 @@ def main() -> None:
     args = parse_args()
     header("memdash soak: server RSS under viewer churn")
     with IdleProcesses(args.pool) as idle:
-        with Server(args.interval, "--history", str(args.history)) as server:
+        with Server("--history", str(args.history), interval=args.interval) as server:
             progress(f"server pid {server.pid}, soak {args.seconds:.0f} s")
             churn = Churn(server.url, idle.pids, args.viewers, args.watch, args.seed)
             runner = threading.Thread(target=churn.run, daemon=True)

@@ -16,7 +16,7 @@ import threading
 import webbrowser
 from urllib.parse import urlencode
 
-from . import __version__, assets, errors, memory
+from . import __version__, assets, errors, memory, validate
 from .app import create_app
 
 MIN_INTERVAL, MAX_INTERVAL = 0.02, 10.0
@@ -31,7 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="memdash", description="Live process memory in your browser, and a leak lab."
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free)")
+    # Numbers are taken as text and checked by check_args: one error style, one line.
+    parser.add_argument("--port", default="8765", help="port (default 8765; 0 = any free)")
     parser.add_argument(
         "--pid",
         action="append",
@@ -41,20 +42,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--interval",
-        type=float,
-        default=0.1,
+        default="0.1",
         help=f"seconds between samples ({MIN_INTERVAL}-{MAX_INTERVAL}, default 0.1)",
     )
     parser.add_argument(
         "--detail-interval",
-        type=float,
-        default=1.0,
+        default="1",
         help="seconds between USS/PSS/swap reads (default 1)",
     )
     parser.add_argument(
         "--history",
-        type=float,
-        default=1800,
+        default="1800",
         help="seconds of samples kept per watched process (10-86400, default 1800)",
     )
     parser.add_argument("--no-browser", action="store_true", help="don't open a browser")
@@ -62,16 +60,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def check_args(args: argparse.Namespace) -> list[int]:
-    """Validate what argparse cannot; returns the PIDs. Raises UsageError."""
-    if not MIN_INTERVAL <= args.interval <= MAX_INTERVAL:
-        raise UsageError(f"--interval must be between {MIN_INTERVAL} and {MAX_INTERVAL} seconds")
-    if not args.interval <= args.detail_interval <= 60:
-        raise UsageError("--detail-interval must be between --interval and 60 seconds")
-    if not 10 <= args.history <= 86400:
-        raise UsageError("--history must be between 10 and 86400 seconds")
-    if not 0 <= args.port <= 65535:
-        raise UsageError("--port must be between 0 and 65535")
+def check_args(args: argparse.Namespace) -> dict:
+    """Validate the options; returns the settings (``interval``, ``detail_interval``,
+    ``history``, ``port``, ``pids``). Raises UsageError."""
+    try:
+        interval = validate.number_text(args.interval, "--interval", MIN_INTERVAL, MAX_INTERVAL)
+        settings = {
+            "interval": interval,
+            "detail_interval": validate.number_text(
+                args.detail_interval, "--detail-interval", interval, 60
+            ),
+            "history": validate.number_text(args.history, "--history", 10, 86400),
+            "port": validate.number_text(args.port, "--port", 0, 65535, integer=True),
+        }
+    except errors.MemdashError as e:
+        raise UsageError(e.message) from None
     pids = []
     for text in args.pid:
         try:
@@ -81,7 +84,7 @@ def check_args(args: argparse.Namespace) -> list[int]:
         except errors.MemdashError as e:
             raise UsageError(f"--pid {text}: {e.message}") from None
         pids.append(pid)
-    return pids
+    return {**settings, "pids": pids}
 
 
 def allowed_hosts(host: str) -> tuple[str, ...] | None:
@@ -109,8 +112,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        pids = check_args(args)
-        sock = bind_socket(args.host, args.port)
+        settings = check_args(args)
+        sock = bind_socket(args.host, settings["port"])
     except UsageError as e:
         print(f"memdash: error: {e}", file=sys.stderr)
         return 2
@@ -121,19 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = create_app(
         {
-            "INTERVAL": args.interval,
-            "DETAIL_INTERVAL": args.detail_interval,
-            "HISTORY_SECONDS": args.history,
-            "PINNED_PIDS": pids,
+            "INTERVAL": settings["interval"],
+            "DETAIL_INTERVAL": settings["detail_interval"],
+            "HISTORY_SECONDS": settings["history"],
+            "PINNED_PIDS": settings["pids"],
             "ALLOWED_HOSTS": allowed_hosts(args.host),
         }
     )
-    memdash = app.extensions["memdash"]
+    memdash = app.extensions["memdash"]  # the extension (dashboard.extension.Memdash)
     memdash.start()
 
     port = sock.getsockname()[1]
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
-    query = urlencode([("pid", pid) for pid in pids])
+    query = urlencode([("pid", pid) for pid in settings["pids"]])
     url = f"http://{shown_host}:{port}/" + (f"?{query}" if query else "")
     print(f"memdash {__version__} serving on {url}", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

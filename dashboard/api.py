@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from flask import Blueprint, jsonify, request
 
-from . import errors, memory
-from .app import get_memdash
+from . import memory, validate
+from .extension import get_memdash
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
-def query_number(name: str, default: float, low: float, high: float, kind=float):
-    """A numeric query argument within [low, high], or a 400."""
-    raw = request.args.get(name)
-    if raw is None or raw == "":
+def query_number(name: str, default, low: float, high: float, *, integer: bool = False):
+    """A numeric query argument within [low, high] (``default`` when absent), or a 400."""
+    raw = request.args.get(name, "")
+    if raw == "":
         return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise errors.BadRequest(f"{name} must be a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise errors.BadRequest(f"{name} must be between {low} and {high}, got {raw}")
-    return value
+    return validate.number_text(raw, name, low, high, integer=integer)
 
 
 @bp.get("/system")
@@ -33,7 +28,7 @@ def system():
 
 @bp.get("/processes")
 def processes():
-    limit = query_number("limit", 50, 1, 1000, int)
+    limit = query_number("limit", 50, 1, 1000, integer=True)
     return jsonify({"processes": memory.list_processes(request.args.get("q", ""), limit)})
 
 
@@ -46,7 +41,7 @@ def process(pid: str):
 def samples(pid: str):
     """History when the process is watched; otherwise one fresh sample."""
     number = memory.parse_pid(pid)
-    since = query_number("since", None, 0, float("inf"))
+    since = query_number("since", None, 0, math.inf)
     children = request.args.get("children") in ("1", "true")
     target = get_memdash().sampler.target(number, children)
     if target is not None:

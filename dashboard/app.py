@@ -1,21 +1,18 @@
-"""The application factory: ``create_app(config)`` builds the Flask app, its Socket.IO
-server, the one sampler and the scenario worker pool. Nothing runs until
-:meth:`Memdash.start` (the CLI calls it; the first Socket.IO connection does too).
+"""The application factory: ``create_app(config)`` assembles the Flask app: config defaults,
+the memdash extension (:mod:`dashboard.extension`: Socket.IO, sampler, worker pool), the
+blueprints and Socket.IO handlers, the page, the request guards and the error handlers.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, jsonify, render_template, request, send_file
-from flask_socketio import SocketIO
+from flask import Flask, jsonify, render_template, request, send_file
 from werkzeug.exceptions import HTTPException
 
-from . import __version__, assets, errors
-from .sampler import Sampler
-from .workers import WorkerPool
+from . import __version__, api, assets, errors, events, lab
+from .extension import Memdash
 
 DEFAULTS = {
     "INTERVAL": 0.1,  # seconds between fast samples (20 ms .. 10 s)
@@ -32,28 +29,6 @@ DEFAULTS = {
 }
 
 
-@dataclass
-class Memdash:
-    """What one app owns: its Socket.IO server, the sampler and the worker pool."""
-
-    socketio: SocketIO
-    sampler: Sampler
-    workers: WorkerPool
-
-    def start(self) -> None:
-        self.sampler.start()
-        self.workers.start()
-
-    def stop(self) -> None:
-        self.workers.stop_all(reason="memdash shut down")
-        self.workers.close()
-        self.sampler.stop()
-
-
-def get_memdash() -> Memdash:
-    return current_app.extensions["memdash"]
-
-
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(
         __name__,
@@ -63,41 +38,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(DEFAULTS)
     app.config.update(config or {})
     app.json.sort_keys = False
-
-    socketio = SocketIO(app, async_mode="threading")
-
-    def emit(event: str, payload: dict | list, room: str | None) -> None:
-        if isinstance(payload, list):
-            # Batches for one viewer (see Sampler.flush). Viewers that are not sockets (the
-            # CLI's --pid, a leak-lab run) receive nothing, and python-socketio would encode
-            # the message before finding nobody in the room: skip them on this hot path.
-            if not socketio.server.manager.is_connected(room, "/"):
-                return
-            payload = tuple(payload)  # python-socketio sends a tuple as several arguments
-        socketio.emit(event, payload, to=room)
-
-    sampler = Sampler(
-        interval=app.config["INTERVAL"],
-        detail_interval=app.config["DETAIL_INTERVAL"],
-        history_seconds=app.config["HISTORY_SECONDS"],
-        linger=app.config["LINGER"],
-        emit=emit,
-    )
-    workers = WorkerPool(
-        sampler=sampler,
-        emit=emit,
-        max_runs=app.config["MAX_RUNS"],
-        memory_fraction=app.config["RUNS_MEMORY_FRACTION"],
-    )
-    for pid in app.config["PINNED_PIDS"]:
-        sampler.watch(pid, False, viewer="cli")
-    app.extensions["memdash"] = Memdash(socketio, sampler, workers)
-
-    from . import api, events, lab
-
+    memdash = Memdash(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(lab.bp)
-    events.register(socketio)
+    events.register(memdash.socketio)
     _register_pages(app)
     _register_guards(app)
     _register_errors(app)
@@ -130,16 +74,12 @@ def _register_guards(app: Flask) -> None:
         allowed = app.config["ALLOWED_HOSTS"]
         hostname = urlsplit(f"//{request.host}").hostname or ""
         if allowed is not None and hostname not in allowed:
-            raise errors.MemdashError(
-                f"memdash does not answer to host {hostname!r}; use http://127.0.0.1",
-                code="bad_host",
-                status=403,
+            raise errors.BadHost(
+                f"memdash does not answer to host {hostname!r}; use http://127.0.0.1"
             )
         if request.method == "POST" and not request.is_json:
-            raise errors.MemdashError(
-                "POST bodies must be JSON (Content-Type: application/json)",
-                code="unsupported_media_type",
-                status=415,
+            raise errors.UnsupportedMediaType(
+                "POST bodies must be JSON (Content-Type: application/json)"
             )
 
 
@@ -150,11 +90,12 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(e.code, "bad_request")
-        body = errors.error_body(code, e.description or e.name)
-        return jsonify(body), e.code
+        """Werkzeug's own errors (no such route, wrong method) in memdash's shape."""
+        kinds = {404: errors.NotFound, 405: errors.MethodNotAllowed}
+        kind = kinds.get(e.code, errors.BadRequest if (e.code or 500) < 500 else errors.Internal)
+        return memdash_error(kind(e.description or e.name))
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception):
         app.logger.exception("unhandled error")
-        return jsonify(errors.error_body("internal", f"internal error: {e}")), 500
+        return memdash_error(errors.Internal(f"internal error: {e}"))

@@ -82,6 +82,3 @@ class RingBuffer:
         """Samples newer than ``t`` (all when None), as wire dicts without unmeasured keys."""
         first = 0 if t is None else self._first_after(t)
         return [self._row(logical) for logical in range(first, self._count)]
-
-    def last(self) -> dict | None:
-        return self._row(self._count - 1) if self._count else None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request, send_file
 
-from . import errors, scenarios
-from .app import get_memdash
+from . import errors, scenarios, validate
+from .extension import get_memdash
 
 bp = Blueprint("lab", __name__, url_prefix="/api")
 
@@ -62,9 +62,7 @@ def stop(run_id: str):
 @bp.post("/runs/<run_id>/leak-report")
 def leak_report(run_id: str):
     body = json_body()
-    seconds = body.get("seconds", 5)
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 1 <= seconds <= 60:
-        raise errors.BadRequest("seconds must be a number between 1 and 60")
+    seconds = validate.number(body.get("seconds", 5), "seconds", 1, 60)
     return jsonify(get_memdash().workers.leak_report(run_id, float(seconds)))
 
 

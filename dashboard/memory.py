@@ -3,20 +3,19 @@
 A process is identified by :class:`ProcessKey` (PID *and* create time), so a PID that is
 reused by a new process is never mixed into the old one's series.
 
-Fast figures come from ``/proc/PID/statm`` through a file descriptor that stays open
-(:class:`StatmReader`): a ``pread`` costs about a microsecond, and because the descriptor
-is bound to the process it was opened for, reading it after that process exited fails with
-ESRCH even if the PID was reused meanwhile. Detail figures (USS, PSS, swap, anon) come from
-``/proc/PID/smaps_rollup``, which costs milliseconds on a large process, so callers read it
-at a slower rate.
+Fast figures come from ``/proc/PID/statm`` through a descriptor kept open (:class:`StatmReader`):
+a ``pread`` costs about a microsecond, and as the descriptor is bound to its process, reading it
+after that process exited fails even if the PID was reused meanwhile. Detail figures (USS, PSS,
+swap, anon) come from ``/proc/PID/smaps_rollup`` (psutil where there is none) and mappings from
+psutil (smaps): milliseconds on a large process, so callers read them at a slower rate.
+OS errors become memdash errors in :func:`translate`.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Iterator, NamedTuple
 
 import psutil
@@ -52,22 +51,13 @@ def translate(pid: int) -> Iterator[None]:
         raise errors.ZombieProcess(f"process {pid} is a zombie: it has exited") from e
     except psutil.NoSuchProcess as e:
         raise errors.NoSuchProcess(f"no process with pid {pid}") from e
-    except psutil.AccessDenied as e:
+    except (psutil.AccessDenied, PermissionError) as e:
         raise errors.AccessDenied(
             f"access to process {pid} denied: it belongs to another user; "
             "run memdash as that user or as root"
         ) from e
-    except PermissionError as e:
-        raise errors.AccessDenied(
-            f"access to process {pid} denied: it belongs to another user; "
-            "run memdash as that user or as root"
-        ) from e
-    except (FileNotFoundError, ProcessLookupError) as e:
+    except (FileNotFoundError, ProcessLookupError) as e:  # ProcessLookupError is ESRCH
         raise errors.NoSuchProcess(f"no process with pid {pid}") from e
-    except OSError as e:
-        if e.errno == errno.ESRCH:
-            raise errors.ProcessGone(f"process {pid} exited") from e
-        raise
 
 
 def check_pid(value: object) -> int:
@@ -107,20 +97,16 @@ def identify(pid: int) -> ProcessKey:
             return ProcessKey(pid, proc.create_time())
 
 
-def _is_kernel_thread(pid: int) -> bool:
+def _stat_fields(pid: int | str, upto: int = -1) -> list[bytes]:
+    """Fields of /proc/PID/stat after the command name (which may hold spaces and ")"):
+    state, ppid, pgrp, session, tty_nr, tpgid, flags, ... (proc(5)). ``upto``: as in split()."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         stat = f.read()
-    # Fields after the parenthesised command name; flags is the 9th field overall.
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    return bool(int(fields[6]) & _PF_KTHREAD)
+    return stat[stat.rindex(b")") + 2 :].split(None, upto)
 
 
-def is_alive(key: ProcessKey) -> bool:
-    """True if ``key.pid`` still names the same process (same create time)."""
-    try:
-        return psutil.Process(key.pid).create_time() == key.create_time
-    except psutil.Error:
-        return False
+def _is_kernel_thread(pid: int) -> bool:
+    return bool(int(_stat_fields(pid, 7)[6]) & _PF_KTHREAD)
 
 
 def describe(pid: int) -> dict:
@@ -129,13 +115,8 @@ def describe(pid: int) -> dict:
     with translate(pid):
         proc = psutil.Process(pid)
         with proc.oneshot():
-            info = {
-                "pid": pid,
-                "name": proc.name(),
-                "create_time": proc.create_time(),
-                "status": proc.status(),
-                "ppid": proc.ppid(),
-            }
+            info = {"pid": pid, "name": proc.name(), "create_time": proc.create_time()}
+            info.update(status=proc.status(), ppid=proc.ppid())
             info["user"] = _safe(proc.username)
             info["cmdline"] = " ".join(_safe(proc.cmdline) or [])
     return info
@@ -158,21 +139,12 @@ def list_processes(query: str = "", limit: int = 50) -> list[dict]:
         if mem is None or mem.rss == 0:  # kernel threads, zombies, denied
             continue
         cmdline = " ".join(info["cmdline"] or [])
-        if query and not (
-            query in (info["name"] or "").lower()
-            or query in cmdline.lower()
-            or query == str(info["pid"])
-        ):
-            continue
-        found.append(
-            {
-                "pid": info["pid"],
-                "name": info["name"],
-                "user": info["username"],
-                "rss": mem.rss,
-                "cmdline": cmdline,
-            }
-        )
+        pid, name = info["pid"], info["name"]
+        if query in (name or "").lower() or query in cmdline.lower() or query == str(pid):
+            user = info["username"]
+            found.append(
+                {"pid": pid, "name": name, "user": user, "rss": mem.rss, "cmdline": cmdline}
+            )
     found.sort(key=lambda p: p["rss"], reverse=True)
     return found[:limit]
 
@@ -184,12 +156,9 @@ def parent_map() -> dict[int, int]:
         if not name.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
+            parents[int(name)] = int(_stat_fields(name, 2)[1])
         except OSError:  # exited while we looked
             continue
-        # After the parenthesised command name: state, then ppid.
-        parents[int(name)] = int(stat[stat.rindex(b")") + 2 :].split(None, 2)[1])
     return parents
 
 
@@ -212,20 +181,6 @@ def descendants(pid: int, parents: dict[int, int] | None = None) -> list[int]:
 # -- fast figures --------------------------------------------------------------------------
 
 
-FAST_FIELDS = ("rss", "vms", "shared", "text", "data")
-
-
-def _parse_statm(raw: bytes) -> dict:
-    size, resident, shared, text, _lib, data, _dt = raw.split()
-    return {
-        "rss": int(resident) * PAGE_SIZE,
-        "vms": int(size) * PAGE_SIZE,
-        "shared": int(shared) * PAGE_SIZE,
-        "text": int(text) * PAGE_SIZE,
-        "data": int(data) * PAGE_SIZE,
-    }
-
-
 class StatmReader:
     """Reads one process's ``/proc/PID/statm`` through a descriptor kept open.
 
@@ -242,13 +197,22 @@ class StatmReader:
             self._fd = os.open(f"/proc/{pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
 
     def read(self) -> dict:
+        # Not through translate(): on this hot path a context manager would double the cost,
+        # and any error here means the same thing (the descriptor's process has gone).
         try:
             raw = os.pread(self._fd, 128, 0)
         except OSError as e:
             raise errors.ProcessGone(f"process {self.pid} exited") from e
         if raw.startswith(b"0 "):
             raise errors.ProcessGone(f"process {self.pid} exited")
-        return _parse_statm(raw)
+        size, resident, shared, text, _lib, data, _dt = raw.split()
+        return {
+            "rss": int(resident) * PAGE_SIZE,
+            "vms": int(size) * PAGE_SIZE,
+            "shared": int(shared) * PAGE_SIZE,
+            "text": int(text) * PAGE_SIZE,
+            "data": int(data) * PAGE_SIZE,
+        }
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -261,64 +225,62 @@ class StatmReader:
 
 def read_fast(pid: int) -> dict:
     """One-off read of the fast figures (rss, vms, shared, text, data) in bytes."""
-    reader = StatmReader(pid)
-    try:
+    with closing(StatmReader(pid)) as reader:
         return reader.read()
-    finally:
-        reader.close()
 
 
 # -- detail figures ------------------------------------------------------------------------
 
 
+# A template, not a constant path, so that tests can point it at a missing file.
+ROLLUP_PATH = "/proc/{pid}/smaps_rollup"
+
+# smaps_rollup line -> detail figure. USS is every private page; hugetlbfs pages are in
+# neither Rss/Pss nor Private_Clean/Dirty (kernel's Documentation/filesystems/proc.rst), so
+# Private_Hugetlb is added to it, as psutil does.
 _ROLLUP_FIELDS = {
-    b"Rss:": "rss",
+    b"Private_Clean:": "uss",
+    b"Private_Dirty:": "uss",
+    b"Private_Hugetlb:": "uss",
     b"Pss:": "pss",
-    b"Private_Clean:": "private_clean",
-    b"Private_Dirty:": "private_dirty",
     b"Swap:": "swap",
     b"Anonymous:": "anon",
 }
 
 
 def read_detail(pid: int) -> dict:
-    """USS, PSS, swap and anonymous memory ("heap + anonymous") from smaps_rollup, in bytes."""
+    """USS, PSS, swap and anonymous memory ("heap + anonymous"), in bytes."""
     with translate(pid):
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
-            raw = f.read()
+        try:
+            with open(ROLLUP_PATH.format(pid=pid), "rb") as f:
+                raw = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            # No smaps_rollup (Linux < 4.14), or refused for a live process (it happens,
+            # says psutil): psutil sums smaps instead. If the process is gone, it says so.
+            m = psutil.Process(pid).memory_full_info()
+            # statm: resident = anon + file + shmem, and shared = file + shmem.
+            return {"uss": m.uss, "pss": m.pss, "swap": m.swap, "anon": m.rss - m.shared}
     if not raw:
         # Reading a zombie or a kernel thread gives nothing.
         raise errors.ProcessGone(f"process {pid} has no memory map (exited?)")
-    values: dict[str, int] = {}
+    values = dict.fromkeys(("uss", "pss", "swap", "anon"), 0)
     for line in raw.splitlines()[1:]:
         parts = line.split()
         name = _ROLLUP_FIELDS.get(parts[0]) if parts else None
         if name:
-            values[name] = int(parts[1]) * 1024
-    return {
-        "uss": values.get("private_clean", 0) + values.get("private_dirty", 0),
-        "pss": values.get("pss", 0),
-        "swap": values.get("swap", 0),
-        "anon": values.get("anon", 0),
-    }
+            values[name] += int(parts[1]) * 1024
+    return values
 
 
 def read_mappings(pid: int) -> list[dict]:
-    """Every mapping of ``pid`` with its kind and RSS, from ``/proc/PID/smaps``."""
+    """Every mapping of ``pid``: {"address", "name", "kind", "rss"}, from psutil (smaps)."""
     with translate(pid):
-        with open(f"/proc/{pid}/smaps", "rb") as f:
-            raw = f.read()
-    mappings: list[dict] = []
-    current: dict | None = None
-    for line in raw.splitlines():
-        head = line.split(None, 5)
-        if head and b"-" in head[0] and not head[0].endswith(b":"):
-            name = head[5].decode(errors="replace").strip() if len(head) > 5 else ""
-            current = {"address": head[0].decode(), "name": name, "kind": _kind(name), "rss": 0}
-            mappings.append(current)
-        elif current is not None and head and head[0] == b"Rss:":
-            current["rss"] = int(head[1]) * 1024
-    return mappings
+        maps = psutil.Process(pid).memory_maps(grouped=False)
+    found = []
+    for m in maps:
+        name = "" if m.path == "[anon]" else m.path  # psutil's name for a nameless mapping
+        found.append({"address": m.addr, "name": name, "kind": _kind(name), "rss": m.rss})
+    return found
 
 
 def _kind(name: str) -> str:
@@ -326,7 +288,7 @@ def _kind(name: str) -> str:
         return "heap"
     if name.startswith("[stack"):
         return "stack"
-    # Python's mmap(-1, n) is a shared anonymous mapping, shown as "/dev/zero (deleted)".
+    # Python's mmap(-1, n) is a shared anonymous mapping: "/dev/zero (deleted)" in smaps.
     if name == "" or name.startswith(("[anon", "/dev/zero", "/memfd:")):
         return "anonymous"
     if name.startswith("/"):

@@ -1,73 +1,48 @@
 """The one background sampling loop, shared by every viewer.
 
-A :class:`Target` is one watched series: a process, or a process and its descendants summed.
-Viewers (Socket.IO session ids, or owners such as a leak-lab run) hold targets; the loop reads
-the fast figures of every target each ``interval``, the expensive detail figures every
-``detail_interval`` while at least one viewer holds it, appends to the target's history and
-hands each viewer one list of batches (one per target it holds) at most ``1 / flush_interval``
-times a second. ``emit`` only queues
+A :class:`Target` is one sampled series: a process, or a process and its descendants summed.
+Two kinds of holder keep a target sampled, and only one of them receives anything:
+
+- **sockets** (Socket.IO session ids) watch it: they get its batches, its exit notice, and
+  the expensive detail figures (USS/PSS/swap from smaps_rollup) are read only while at least
+  one socket watches;
+- **owners** (``"cli"`` for ``--pid``, ``"run:<id>"`` for a leak-lab run) only keep it
+  recorded: fast figures into its history (a viewer who comes later gets the backfill) and
+  :meth:`Sampler.latest` for the run monitor's caps.
+
+The loop reads the fast figures of every target each ``interval``, the detail figures of a
+watched target every ``detail_interval``, and hands each socket ONE list of batches (one per
+target it watches) at most ``1 / flush_interval`` times a second. ``emit`` only queues
 messages (Flask-SocketIO gives each client its own queue), so a slow viewer cannot stall the
 loop or the other viewers.
 
-A target whose last viewer left keeps being sampled (fast figures only) for ``linger``
+A target whose last holder left keeps being sampled (fast figures only) for ``linger``
 seconds, so a viewer that reconnects gets the gap backfilled.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
 from typing import Callable
 
 from . import errors, memory
-from .history import RingBuffer
+from .target import Target
 
 log = logging.getLogger(__name__)
 
-# (event, payload, room or viewer, None for everyone); for "samples" the payload is a list of
+# (event, payload, socket id or None for every socket); for "samples" the payload is a list of
 # batches, one Socket.IO argument each.
 Emit = Callable[[str, "dict | list", "str | None"], None]
 
 
-def _no_emit(event: str, payload: dict, room: str | None) -> None:
+def _no_emit(event: str, payload: dict | list, to: str | None) -> None:
     pass
 
 
-class Target:
-    """One watched series and the state the loop keeps for it."""
-
-    def __init__(self, key: memory.ProcessKey, children: bool, process: dict, capacity: int):
-        self.key = key
-        self.children = children
-        self.process = process
-        mode = "tree" if children else "self"
-        self.room = f"{key.pid}:{key.create_time:.2f}:{mode}"
-        self.viewers: set[str] = set()
-        self.history = RingBuffer(capacity)
-        self.pending: list[dict] = []
-        self.extra: dict = {}  # language-heap figures reported by the process, for the next sample
-        self.readers = {key.pid: memory.StatmReader(key.pid)}
-        self.next_detail = 0.0
-        self.exited_at: float | None = None
-        self.idle_since: float | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.key.pid
-
-    def describe(self) -> dict:
-        return {**self.process, "exited": self.exited_at is not None, "exited_at": self.exited_at}
-
-    def close(self) -> None:
-        for reader in self.readers.values():
-            reader.close()
-        self.readers.clear()
-
-
 class Sampler:
-    """Samples every watched target on one background thread; ``start()`` once, ``stop()``."""
+    """Samples every held target on one background thread; ``start()`` once, ``stop()``."""
 
     def __init__(
         self,
@@ -80,15 +55,15 @@ class Sampler:
         emit: Emit = _no_emit,
     ):
         self.interval = interval
-        self.detail_interval = detail_interval
         self.linger = linger
         self.capacity = max(1, int(history_seconds / interval))
-        # Flush every N ticks, so at 10 Hz each sample is sent in the tick that read it.
+        # Periods in ticks: at 10 Hz each sample is flushed in the tick that read it, and the
+        # detail reads of many targets are spread over the ticks of a period (see _slot).
+        self.detail_every = max(1, round(detail_interval / interval))
         self.flush_every = max(1, round(flush_interval / interval))
         self.system_every = max(1, round(system_interval / interval))
         self.emit = emit
         self._targets: dict[tuple[int, bool], Target] = {}
-        self._phases = itertools.count()  # spreads detail reads over the ticks of a second
         self._parents: dict[int, int] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -119,57 +94,99 @@ class Sampler:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    # -- viewers -----------------------------------------------------------------------------
+    # -- holders -----------------------------------------------------------------------------
 
-    def watch(self, pid: int, children: bool, viewer: str) -> Target:
-        """Add ``viewer`` to the target for ``pid``, creating it; raises memdash errors."""
+    def watch(self, pid: int, children: bool, sid: str, *, limit: int | None = None) -> Target:
+        """Socket ``sid`` watches ``pid`` (and receives its batches); raises memdash errors,
+        :class:`errors.TooManyWatches` when ``sid`` already watches ``limit`` other targets."""
+        return self._hold(pid, children, sid, socket=True, limit=limit)
+
+    def keep(self, pid: int, children: bool, owner: str) -> Target:
+        """Keep ``pid`` sampled on behalf of ``owner`` (``"cli"``, ``"run:<id>"``); nobody
+        receives its batches. Raises memdash errors."""
+        return self._hold(pid, children, owner, socket=False)
+
+    def _hold(
+        self, pid: int, children: bool, name: str, *, socket: bool, limit: int | None = None
+    ) -> Target:
         key = memory.identify(pid)
         with self._lock:
-            target = self._targets.get((pid, children))
-            if target is not None and target.key == key:
-                target.viewers.add(viewer)
-                target.idle_since = None
-                return target
+            target = self._live(key, children)
+            if socket:  # early, to spare the reads below; checked again when attaching
+                self._check_limit(name, target, limit)
+            if target is not None:
+                return self._attach(target, name, socket)
         # A new target (or the PID was reused). Check access to the detail figures now, so a
         # process we cannot fully read is refused with a clear error instead of half-plotted.
         memory.read_detail(pid)
-        process = memory.describe(pid)
-        fresh = Target(key, children, process, self.capacity)
-        # Twenty processes watched at once must not read twenty smaps_rollup files (up to
-        # ~5 ms each) in one tick: give each target its own phase within the detail interval.
-        phase = (next(self._phases) * self.interval) % self.detail_interval
-        fresh.next_detail = time.monotonic() + phase
+        fresh = Target(key, children, memory.describe(pid), self.capacity)
         with self._lock:
-            target = self._targets.get((pid, children))
-            if target is not None and target.key == key:  # another viewer won the race
+            target = self._live(key, children)
+            if socket:  # the limit is applied under the same lock as the watch: no race
+                try:
+                    self._check_limit(name, target, limit)
+                except errors.TooManyWatches:
+                    fresh.close()
+                    raise
+            if target is not None:  # another holder won the race
                 fresh.close()
             else:
-                if target is not None:
-                    target.close()
+                old = self._targets.get((pid, children))
+                if old is not None:  # the PID was reused
+                    old.close()
+                fresh.slot = self._slot()
                 target = self._targets[(pid, children)] = fresh
-            target.viewers.add(viewer)
-            target.idle_since = None
+            return self._attach(target, name, socket)
+
+    def _live(self, key: memory.ProcessKey, children: bool) -> Target | None:
+        target = self._targets.get((key.pid, children))
+        return target if target is not None and target.key == key else None
+
+    def _check_limit(self, sid: str, target: Target | None, limit: int | None) -> None:
+        if limit is None or (target is not None and sid in target.sockets):
+            return
+        watching = sum(1 for t in self._targets.values() if sid in t.sockets)
+        if watching >= limit:
+            raise errors.TooManyWatches(
+                f"a viewer may watch at most {limit} processes; unwatch one first"
+            )
+
+    def _slot(self) -> int:
+        """The least used tick of the detail period: twenty processes watched at once must not
+        read twenty smaps_rollup files (up to ~5 ms each) in one tick."""
+        used = [0] * self.detail_every
+        for target in self._targets.values():
+            used[target.slot] += 1
+        return used.index(min(used))
+
+    @staticmethod
+    def _attach(target: Target, name: str, socket: bool) -> Target:
+        (target.sockets if socket else target.owners).add(name)
+        target.idle_since = None
         return target
 
-    def unwatch(self, pid: int, children: bool, viewer: str) -> bool:
+    def unwatch(self, pid: int, children: bool, sid: str) -> bool:
+        """Socket ``sid`` stops watching; False if it was not watching."""
         with self._lock:
             target = self._targets.get((pid, children))
-            if target is None or viewer not in target.viewers:
+            if target is None or sid not in target.sockets:
                 return False
-            self._leave(target, viewer)
+            self._leave(target, sid)
             return True
 
-    def release(self, viewer: str) -> None:
-        """Drop ``viewer`` from every target (a viewer disconnected, a run ended)."""
+    def release(self, name: str) -> None:
+        """Drop a socket or an owner from every target (a viewer disconnected, a run ended)."""
         with self._lock:
             for target in self._targets.values():
-                if viewer in target.viewers:
-                    self._leave(target, viewer)
+                self._leave(target, name)
 
-    def _leave(self, target: Target, viewer: str) -> None:
-        target.viewers.discard(viewer)
-        if not target.viewers:
-            target.idle_since = time.monotonic()
+    @staticmethod
+    def _leave(target: Target, name: str) -> None:
+        if name in target.sockets or name in target.owners:
+            target.sockets.discard(name)
+            target.owners.discard(name)
+            if not target.held:
+                target.idle_since = time.monotonic()
 
     def target(self, pid: int, children: bool = False) -> Target | None:
         with self._lock:
@@ -178,6 +195,12 @@ class Sampler:
     def targets(self) -> list[Target]:
         with self._lock:
             return list(self._targets.values())
+
+    def latest(self, pid: int, children: bool = False) -> dict | None:
+        """The newest sample of a target (sums over descendants when ``children``), or None."""
+        with self._lock:
+            target = self._targets.get((pid, children))
+            return target.latest if target is not None else None
 
     def add_extra(self, pid: int, fields: dict) -> None:
         """Attach figures a process reported about itself (language heap) to its next sample."""
@@ -207,13 +230,14 @@ class Sampler:
         now = time.time()
         mono = time.monotonic()
         self.ticks += 1
-        self._parents: dict[int, int] | None = None  # one /proc pass a tick, when needed
+        self._parents = None
         for target in self.targets():
-            idle = not target.viewers
-            if idle and (target.exited_at is not None or mono - target.idle_since > self.linger):
+            if not target.held and (
+                target.exited_at is not None or mono - target.idle_since > self.linger
+            ):
                 self._forget(target)
             elif target.exited_at is None:
-                self._sample(target, now, mono)
+                self._sample(target, now)
         if self.ticks % self.flush_every == 0:
             self.flush()
         if (self.ticks - 1) % self.system_every == 0:  # from the first tick on
@@ -222,27 +246,26 @@ class Sampler:
 
     def _forget(self, target: Target) -> None:
         with self._lock:
-            if self._targets.get((target.pid, target.children)) is target:
-                del self._targets[(target.pid, target.children)]
+            # A holder may have arrived since the loop looked: then it stays.
+            if target.held or self._targets.get((target.pid, target.children)) is not target:
+                return
+            del self._targets[(target.pid, target.children)]
         target.close()
 
-    def _sample(self, target: Target, now: float, mono: float) -> None:
+    def _sample(self, target: Target, now: float) -> None:
         try:
-            sample = target.readers[target.pid].read()
+            sample = target.read_fast()
         except errors.ProcessGone:
             self._exited(target, now)
             return
-        if target.children:
-            self._add_children_fast(target, sample)
-        if mono >= target.next_detail:
-            target.next_detail += self.detail_interval  # keeps the target's phase
-            if target.next_detail < mono:  # fell behind: don't catch up in a burst
-                target.next_detail = mono + self.detail_interval
+        if self.ticks % self.detail_every == target.slot:
             if target.children:
-                self._refresh_children(target)
-            if target.viewers:  # the expensive read only while someone watches
+                if self._parents is None:  # one pass over /proc a tick, for every target
+                    self._parents = memory.parent_map()
+                target.refresh_children(self._parents)
+            if target.sockets:  # the expensive read only while a viewer receives it
                 try:
-                    sample.update(self._detail(target))
+                    sample.update(target.read_detail())
                 except errors.MemdashError:
                     pass  # exited between two reads: the next fast read reports it
         sample["t"] = now
@@ -251,46 +274,9 @@ class Sampler:
                 sample.update(target.extra)
                 target.extra = {}
             target.history.append(sample)
-            target.pending.append(sample)
-
-    def _add_children_fast(self, target: Target, sample: dict) -> None:
-        gone = []
-        for pid, reader in target.readers.items():
-            if pid == target.pid:
-                continue
-            try:
-                child = reader.read()
-            except errors.ProcessGone:
-                gone.append(pid)
-                continue
-            for name, value in child.items():
-                sample[name] += value
-        for pid in gone:
-            target.readers.pop(pid).close()
-        sample["children"] = len(target.readers) - 1
-
-    def _refresh_children(self, target: Target) -> None:
-        if self._parents is None:
-            self._parents = memory.parent_map()
-        for pid in memory.descendants(target.pid, self._parents):
-            if pid not in target.readers:
-                try:
-                    target.readers[pid] = memory.StatmReader(pid)
-                except errors.MemdashError:
-                    pass  # exited already, or not ours to read
-
-    def _detail(self, target: Target) -> dict:
-        total = memory.read_detail(target.pid)
-        for pid in list(target.readers):
-            if pid == target.pid:
-                continue
-            try:
-                child = memory.read_detail(pid)
-            except errors.MemdashError:
-                continue
-            for name, value in child.items():
-                total[name] += value
-        return total
+            target.latest = sample
+            if target.sockets:  # a socket that arrives later reads it from the history
+                target.pending.append(sample)
 
     def _exited(self, target: Target, now: float) -> None:
         target.exited_at = now
@@ -299,23 +285,27 @@ class Sampler:
         reason = "pid reused" if reused else "exited"
         self.flush()  # the last samples go out before the exit notice
         payload = {"pid": target.pid, "children": target.children, "t": now, "reason": reason}
-        self.emit("process_exit", payload, target.room)
+        with self._lock:
+            sockets = list(target.sockets)
+        for sid in sockets:
+            self.emit("process_exit", payload, sid)
 
     def flush(self) -> None:
-        """Send what each viewer's targets gathered since the last flush: ONE ``samples``
-        message per viewer, with one ``{pid, children, samples}`` batch per target, so a
-        viewer of twenty processes still gets about ten messages a second."""
-        per_viewer: dict[str, list[dict]] = {}
+        """Send what each socket's targets gathered since the last flush: ONE ``samples``
+        message per socket, with one ``{pid, children, samples}`` batch per target, so a
+        viewer of twenty processes still gets about ten messages a second. Owners receive
+        nothing, so nothing is built for them."""
+        per_socket: dict[str, list[dict]] = {}
         with self._lock:
             for target in self._targets.values():
                 if not target.pending:
                     continue
                 batch = {"pid": target.pid, "children": target.children, "samples": target.pending}
                 target.pending = []
-                for viewer in target.viewers:
-                    per_viewer.setdefault(viewer, []).append(batch)
-        for viewer, batches in per_viewer.items():
-            self.emit("samples", batches, viewer)
+                for sid in target.sockets:
+                    per_socket.setdefault(sid, []).append(batch)
+        for sid, batches in per_socket.items():
+            self.emit("samples", batches, sid)
 
 
 def _pid_reused(key: memory.ProcessKey) -> bool:

@@ -1,49 +1,51 @@
-"""Fixtures: real child processes, the real server on a free loopback port, real clients.
+"""Fixtures: real child processes, the real server on a loopback port, real clients.
 
 Nothing here is mocked. Waiting is always "poll until a condition holds, with a deadline".
+The server, viewer and polling helpers live in dashboard.testing (the benchmarks use them
+too); they are imported here for the test modules that take them from conftest.
 """
 
 from __future__ import annotations
 
-import collections
 import os
-import queue
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
-import threading
 import time
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
-import requests
-import socketio
 
 from dashboard import create_app
+from dashboard.testing import ROOT, Server, Viewer, free_port, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = [
+    "ROOT",
+    "MiB",
+    "Server",
+    "Viewer",
+    "free_port",
+    "wait_for",
+    "process_age",
+    "spawn_with_pid",
+]
+
 MiB = 2**20
+T = TypeVar("T")
 
 
-def wait_for(condition, timeout: float = 10.0, interval: float = 0.05, message: str = ""):
-    """Poll ``condition()`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message or condition}")
-        time.sleep(interval)
+def _closed_after(make: Callable[[], T]) -> Iterator[Callable[[], T]]:
+    """A fixture body: hand out a factory, then close everything it made."""
+    made: list = []
 
+    def factory() -> T:
+        made.append(make())
+        return made[-1]
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    yield factory
+    for thing in made:
+        thing.close()
 
 
 # -- a child process that allocates on request ------------------------------------------------
@@ -113,6 +115,16 @@ class Allocator:
         self.proc.wait()
 
 
+def process_age(pid: int) -> float:
+    """Seconds since ``pid`` started, from its start time in /proc/PID/stat (clock ticks since
+    boot). Start times only tell processes apart a tick (10 ms) or more apart, so a test that
+    reuses a PID waits for the first process to be older than that."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    start_ticks = int(stat[stat.rindex(b")") + 2 :].split()[19])  # field 22, starttime
+    return time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
 def spawn_with_pid(pid: int, argv: list[str], attempts: int = 50) -> subprocess.Popen:
     """Start ``argv`` as a process with PID ``pid`` (freed just before): real PID reuse.
 
@@ -149,24 +161,13 @@ def _cycle_pids_to(last: int) -> None:
 
 
 @pytest.fixture
-def allocator():
-    child = Allocator()
-    yield child
-    child.close()
+def make_allocator():
+    yield from _closed_after(Allocator)
 
 
 @pytest.fixture
-def make_allocator():
-    children = []
-
-    def make() -> Allocator:
-        child = Allocator()
-        children.append(child)
-        return child
-
-    yield make
-    for child in children:
-        child.close()
+def allocator(make_allocator):
+    return make_allocator()
 
 
 # -- the app, in process (REST tests through Flask's test client) ------------------------------
@@ -184,68 +185,7 @@ def client(app):
     return app.test_client()
 
 
-# -- the real server, as a user starts it ---------------------------------------------------
-
-
-class Server:
-    """``memdash`` as a user starts it, on a free loopback port; ``start()`` again after a
-    stop brings it back on the same port."""
-
-    def __init__(self, *extra: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.extra = extra
-        # A file, not a pipe: a pipe nobody reads would fill up and block the server.
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="memdash-server-", suffix=".txt")
-        self.start()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dashboard",
-                "--no-browser",
-                "--port",
-                str(self.port),
-                "--interval",
-                "0.05",
-                *self.extra,
-            ],
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(self._answers, timeout=20, message=f"memdash to answer on {self.url}")
-
-    def _answers(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"memdash exited: {self.output()}")
-        try:
-            return requests.get(self.url + "/api/system", timeout=1).ok
-        except requests.ConnectionError:
-            return False
-
-    def output(self) -> str:
-        with open(self.log.name) as f:
-            return f.read()
-
-    def get(self, path: str, **kw):
-        return requests.get(self.url + path, timeout=30, **kw)
-
-    def post(self, path: str, json=None, **kw):
-        """POST a JSON body ({} when none is given: memdash takes only JSON posts)."""
-        return requests.post(self.url + path, json={} if json is None else json, timeout=30, **kw)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+# -- the real server and a real Socket.IO client -----------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -255,67 +195,9 @@ def server():
     srv.stop()
 
 
-# -- a real Socket.IO client ------------------------------------------------------------------
-
-
-class Viewer:
-    """A python-socketio client that records every server event in a queue per event."""
-
-    def __init__(self, url: str):
-        self.sio = socketio.Client(reconnection=False)
-        self.events: dict[str, queue.Queue] = {}
-        self.messages: collections.Counter = collections.Counter()
-        for name in ("samples", "process_exit", "system", "run"):
-            self.events[name] = queue.Queue()
-            self.sio.on(name, self._recorder(name))
-        self.sio.connect(url, transports=["websocket"], wait_timeout=10)
-
-    def _recorder(self, name):
-        def record(*payloads):  # a "samples" message carries one batch per watched process
-            self.messages[name] += 1
-            for payload in payloads:
-                self.events[name].put(payload)
-
-        return record
-
-    def call(self, event: str, payload=None, timeout: float = 10):
-        if payload is None:
-            return self.sio.call(event, timeout=timeout)
-        return self.sio.call(event, payload, timeout=timeout)
-
-    def next(self, name: str, timeout: float = 10, where=lambda payload: True):
-        """The next ``name`` event matching ``where`` (earlier ones are dropped)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no matching {name!r} event within {timeout} s")
-            try:
-                payload = self.events[name].get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if where(payload):
-                return payload
-
-    def close(self) -> None:
-        """Disconnect without waiting: websocket-client waits up to 3 s for the server's close
-        frame after the Socket.IO disconnect packet has gone out, which only slows tests."""
-        if self.sio.connected:
-            threading.Thread(target=self.sio.disconnect, daemon=True).start()
-
-
 @pytest.fixture
 def viewer_factory(server):
-    viewers = []
-
-    def make() -> Viewer:
-        v = Viewer(server.url)
-        viewers.append(v)
-        return v
-
-    yield make
-    for v in viewers:
-        v.close()
+    yield from _closed_after(lambda: Viewer(server.url))
 
 
 @pytest.fixture

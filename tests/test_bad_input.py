@@ -27,6 +27,8 @@ def assert_error(body: dict, code: str) -> None:
         ("/api/processes/2/samples", 400, "kernel_thread"),
         ("/api/processes?limit=abc", 400, "bad_request"),
         ("/api/processes?limit=0", 400, "bad_request"),
+        ("/api/processes?limit=2.5", 400, "bad_request"),
+        ("/api/processes/1/samples?since=nan", 400, "bad_request"),
         ("/api/processes/1/samples?since=yesterday", 400, "bad_request"),
         ("/api/processes/1/mappings?seconds=999", 400, "bad_request"),
         ("/api/nothing-here", 404, "not_found"),
@@ -93,6 +95,14 @@ def test_rest_malformed_json_is_400(client, body):
     assert_error(response.get_json(), "bad_request")
 
 
+@pytest.mark.parametrize("seconds", ["5", True, 0, 61, None])
+def test_rest_leak_report_seconds_out_of_range_is_400(client, seconds):
+    response = client.post("/api/runs/r1/leak-report", json={"seconds": seconds})
+    assert response.status_code == 400
+    assert_error(response.get_json(), "bad_request")
+    assert "seconds must be" in response.get_json()["error"]["message"]
+
+
 # -- Socket.IO ------------------------------------------------------------------------------
 
 
@@ -112,6 +122,8 @@ def test_rest_malformed_json_is_400(client, body):
         ({"pid": 2}, "kernel_thread"),
         ({"pid": os.getpid(), "children": "yes"}, "bad_request"),
         ({"pid": os.getpid(), "since": "yesterday"}, "bad_request"),
+        ({"pid": os.getpid(), "since": True}, "bad_request"),
+        ({"pid": os.getpid(), "since": -1.0}, "bad_request"),
     ],
 )
 def test_socket_bad_watch_payloads(viewer, payload, code):
@@ -142,6 +154,7 @@ def test_socket_vanished_and_zombie_pids(viewer):
 def test_socket_unknown_event_and_bad_unwatch(viewer):
     assert_error(viewer.call("launch_missiles", {"pid": 1}), "unknown_event")
     assert_error(viewer.call("unwatch", "nope"), "bad_request")
+    assert_error(viewer.call("unwatch", {"pid": os.getpid(), "children": "yes"}), "bad_request")
     assert_error(viewer.call("unwatch", {"pid": os.getpid()}), "not_watching")
 
 

@@ -45,6 +45,9 @@ def memdash(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         (["--interval", "60"], "--interval must be between"),
         (["--port", "70000"], "--port must be between"),
         (["--history", "5"], "--history must be between"),
+        (["--interval", "fast"], "--interval must be a number"),
+        (["--port", "http"], "--port must be a whole number"),
+        (["--interval", "0.5", "--detail-interval", "0.2"], "--detail-interval must be between"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(args, fragment):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
+from pathlib import Path
 
+import psutil
 import pytest
 
 from dashboard import errors, memory
@@ -35,6 +38,59 @@ def test_detail_sees_the_allocation_as_private_anonymous_memory(allocator):
         assert 60 * MiB <= after[name] - before[name] <= 70 * MiB, name
 
 
+def test_detail_without_smaps_rollup_falls_back_to_psutil(allocator, monkeypatch, tmp_path):
+    # Given a kernel without smaps_rollup (the path memdash reads points at nothing)
+    rollup = memory.read_detail(allocator.pid)
+    monkeypatch.setattr(memory, "ROLLUP_PATH", str(tmp_path / "missing-{pid}"))
+    # When the detail figures are read, before and after a 64 MiB allocation
+    before = memory.read_detail(allocator.pid)
+    allocator.alloc(64)
+    after = memory.read_detail(allocator.pid)
+    # Then they agree with smaps_rollup's (within 1 MiB) and see the allocation
+    assert set(before) == set(rollup) == {"uss", "pss", "swap", "anon"}
+    for name in rollup:
+        assert abs(before[name] - rollup[name]) <= MiB, (name, before[name], rollup[name])
+    for name in ("uss", "pss", "anon"):
+        assert 60 * MiB <= after[name] - before[name] <= 70 * MiB, name
+    monkeypatch.undo()
+    again = memory.read_detail(allocator.pid)
+    for name in again:
+        assert abs(after[name] - again[name]) <= MiB, (name, after[name], again[name])
+
+
+def test_detail_fallback_on_a_gone_process_is_no_such_process(monkeypatch, tmp_path):
+    # Given no smaps_rollup, and a PID that was just freed
+    monkeypatch.setattr(memory, "ROLLUP_PATH", str(tmp_path / "missing-{pid}"))
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    # Then the fallback says so with memdash's error, not psutil's
+    with pytest.raises(errors.NoSuchProcess):
+        memory.read_detail(proc.pid)
+
+
+def test_private_hugetlb_pages_count_in_uss(allocator, monkeypatch, tmp_path):
+    # Given the child's real smaps_rollup, as if 2 MiB of it were private hugetlbfs pages
+    # (which the kernel counts in neither Rss nor Private_Clean/Dirty)
+    real = Path(f"/proc/{allocator.pid}/smaps_rollup").read_text()
+    hugetlb, found = re.subn(r"(?m)^Private_Hugetlb:\s+\d+ kB$", "Private_Hugetlb: 2048 kB", real)
+    assert found == 1, real
+    # (both read from the same snapshot: the live child may still be settling)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / str(allocator.pid)).write_text(real)
+    (tmp_path / "huge").mkdir()
+    (tmp_path / "huge" / str(allocator.pid)).write_text(hugetlb)
+    # When memdash reads both
+    monkeypatch.setattr(memory, "ROLLUP_PATH", str(tmp_path / "plain" / "{pid}"))
+    plain = memory.read_detail(allocator.pid)
+    monkeypatch.setattr(memory, "ROLLUP_PATH", str(tmp_path / "huge" / "{pid}"))
+    huge = memory.read_detail(allocator.pid)
+    # Then the hugetlb pages are private memory: USS has them, nothing else changed
+    assert huge["uss"] - plain["uss"] == 2 * MiB
+    assert {k: v for k, v in huge.items() if k != "uss"} == {
+        k: v for k, v in plain.items() if k != "uss"
+    }
+
+
 def test_statm_reader_reports_exit_and_never_reads_a_reused_pid(allocator):
     # Given a reader opened on a live child
     reader = memory.StatmReader(allocator.pid)
@@ -60,9 +116,11 @@ def test_a_reused_pid_is_another_process():
     first.wait()
     second = spawn_with_pid(key.pid, ["sleep", "60"])
     try:
-        # Then the key no longer matches, and the old reader refuses to read the newcomer
-        assert memory.identify(key.pid) != key
-        assert not memory.is_alive(key)
+        # Then the key no longer matches (same PID, later birth), and the old reader refuses
+        # to read the newcomer
+        newcomer = memory.identify(key.pid)
+        assert newcomer != key
+        assert newcomer.pid == key.pid and newcomer.create_time > key.create_time
         with pytest.raises(errors.ProcessGone):
             reader.read()
     finally:
@@ -72,11 +130,14 @@ def test_a_reused_pid_is_another_process():
 
 
 def test_a_key_is_pid_and_create_time(allocator):
+    # Given the key of a live process
     key = memory.identify(allocator.pid)
-    assert key.pid == allocator.pid
-    assert memory.is_alive(key)
-    # A process with the same PID but another create time is another process.
-    assert not memory.is_alive(memory.ProcessKey(key.pid, key.create_time - 1))
+    assert key == (allocator.pid, psutil.Process(allocator.pid).create_time())
+    # When it is identified again, after it changed (allocated)
+    allocator.alloc(1)
+    # Then it is the same process, and one with the same PID but another create time is not
+    assert memory.identify(allocator.pid) == key
+    assert memory.identify(allocator.pid) != memory.ProcessKey(key.pid, key.create_time - 1)
 
 
 @pytest.mark.parametrize(
@@ -188,3 +249,14 @@ def test_mappings_show_heap_or_anonymous_growth(allocator):
         return sum(m["rss"] for m in ms if m["kind"] in ("heap", "anonymous"))
 
     assert anon(after) - anon(before) >= 30 * MiB
+    # Every mapping has the shape the mappings diff reads; nameless ones have an empty name
+    for m in after:
+        assert set(m) == {"address", "name", "kind", "rss"}, m
+        start, end = (int(x, 16) for x in m["address"].split("-"))
+        assert start < end and isinstance(m["rss"], int) and m["rss"] <= end - start
+        assert m["kind"] in ("heap", "anonymous", "file", "stack", "other"), m
+    kinds = {m["kind"] for m in after}
+    assert {"heap", "anonymous", "file", "stack"} <= kinds, kinds
+    assert any(m["name"] == "" for m in after) and not any(m["name"] == "[anon]" for m in after)
+    # And the RSS of all mappings adds up to the process's RSS (within 1 MiB)
+    assert abs(sum(m["rss"] for m in after) - allocator.vmrss()) <= MiB

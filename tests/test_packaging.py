@@ -31,6 +31,7 @@ def test_wheel_serves_the_page_and_every_asset_without_the_source_tree(tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
     assert "dashboard/_assets/socket.io.min.js" in names
     assert "dashboard/templates/index.html" in names
+    assert "dashboard/scenarios/catalogue.json" in names
     assert "dashboard/static/js/main.js" in names
     assert not any("node_modules" in n for n in names)
     # When it is unpacked somewhere else and imported from there

@@ -25,14 +25,17 @@ import psutil
 import pytest
 
 from dashboard.scenarios import (
-    NODE_DIR,
+    CATALOGUE_PATH,
     SCENARIOS,
+    VARIANTS,
     catalogue,
     command,
+    load_catalogue,
     node_status,
     source_regions,
     validate_params,
 )
+from dashboard.testing import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -63,12 +66,6 @@ def need(exe: str) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def redis_call(port: int, *args: str):
     """One command over RESP; returns the reply line (enough for PING and DBSIZE)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -93,16 +90,6 @@ def tree_rss(pid: int) -> int:
         except OSError:
             pass
     return total
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass
@@ -519,20 +506,57 @@ def test_scenario_runs_by_hand_from_its_module(tmp_path):
     assert sys.executable  # the interpreter command() used by default
 
 
-@pytest.mark.parametrize("scenario_id", list(SCENARIOS))
-def test_node_defaults_match_the_catalogue(scenario_id):
-    # Python scenarios take their options from the catalogue; Node ones declare their own,
-    # so check that a run by hand has the defaults memdash shows on the page.
-    sc = SCENARIOS[scenario_id]
-    script = NODE_DIR / f"{scenario_id}.js"
-    usage = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=30)
-    assert usage.returncode == 2, usage.stderr
-    declared = dict(
-        line.strip()[2:].split(" ", 1)
-        for line in usage.stderr.splitlines()
-        if line.startswith("  --") and " " in line.strip()
-    )
-    for param in sc.params:
-        flag = param.name.replace("_", "-")
-        assert flag in declared, f"{scenario_id}.js has no --{flag}"
-        assert float(declared[flag]) == float(param.default), (flag, declared[flag], param.default)
+@pytest.mark.parametrize("scenario,runtime", PAIRS)
+def test_workers_take_their_params_from_the_catalogue(scenario, runtime):
+    # given: the catalogue's params, once all defaults and once all changed
+    sc = SCENARIOS[scenario]
+    changed = {p.name: p.max for p in sc.params}
+    assert all(p.max != p.default for p in sc.params)
+    for raw in ({}, changed):
+        expected = validate_params(sc, raw)
+        # when: the worker memdash would start prints its effective params instead of running
+        argv = command(scenario, runtime, "leaky", raw, node=need("node")) + ["--dry-run"]
+        out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=30)
+        # then: exactly the catalogue's params, with the values memdash passed, typed
+        assert out.returncode == 0, out.stderr
+        line = json.loads(out.stdout)
+        assert line == {
+            "type": "params",
+            "runtime": runtime,
+            "scenario": scenario,
+            "variant": "leaky",
+            "params": expected,
+        }
+        assert list(line["params"]) == [p.name for p in sc.params]
+        for p in sc.params:
+            assert isinstance(line["params"][p.name], int) or p.type == "float", p.name
+    # and an option the catalogue does not know is a usage error (exit 2)
+    out = subprocess.run(argv + ["--no-such-param", "1"], cwd=REPO, capture_output=True, timeout=30)
+    assert out.returncode == 2, out.stderr
+
+
+def test_a_broken_catalogue_fails_at_load(tmp_path):
+    good = json.loads(CATALOGUE_PATH.read_text())
+    # given: the real catalogue with speaker notes added: then it loads, notes included
+    good["scenarios"][0]["notes"] = "Ask who has seen this in production."
+    path = tmp_path / "catalogue.json"
+    path.write_text(json.dumps(good))
+    variants, loaded = load_catalogue(path)
+    assert variants == VARIANTS and list(loaded) == list(SCENARIOS)
+    assert loaded[IDS[0]].notes.startswith("Ask") and loaded[IDS[1]].notes == ""
+    # given: one mistake each: then loading fails, naming it
+    breakages = [
+        (lambda c: c["scenarios"][0]["params"][0].update(default=10**9), "rate must be between"),
+        (lambda c: c["scenarios"][0]["params"][1].update(default=0.5), "item_kb must be an int"),
+        (lambda c: c["common_params"][0].update(type="str"), "param duration: type 'str'"),
+        (lambda c: c["scenarios"][0]["params"][0].update(defualt=1), "defualt"),
+        (lambda c: c["scenarios"][1].update(id=IDS[0]), "duplicate id"),
+        (lambda c: c["scenarios"][0].update(runtimes=["ruby"]), "runtimes"),
+        (lambda c: c["scenarios"][0]["params"].append(c["common_params"][0]), "duplicate param"),
+    ]
+    for breaks, message in breakages:
+        broken = json.loads(CATALOGUE_PATH.read_text())
+        breaks(broken)
+        path.write_text(json.dumps(broken))
+        with pytest.raises((TypeError, ValueError), match=message):
+            load_catalogue(path)

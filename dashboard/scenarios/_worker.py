@@ -1,7 +1,7 @@
 """The common part of every Python scenario, so the scenario files stay short.
 
 A scenario file defines ``make(args) -> Work`` and calls ``run("<id>", make, doc=__doc__)``;
-its options are the catalogue's parameters (``dashboard/scenarios/__init__.py``).
+its options are the catalogue's parameters (``dashboard/scenarios/catalogue.json``).
 This module parses the common options, calls ``Work.step(i)`` for item i = 0, 1, 2, ... at
 ``Work.rate`` items per second, checks its own RSS against ``--max-rss-mb`` (every tick, 20 a
 second), prints a ``heap`` line once a second and answers JSON-line commands on stdin.
@@ -61,19 +61,21 @@ def rss_bytes(pid: str = "self") -> int:
 def parser(scenario: str, doc: Optional[str]) -> argparse.ArgumentParser:
     """The command line of a scenario: its parameters come from the catalogue, so a run by
     hand and a run started by memdash have the same defaults and limits."""
-    from dashboard.scenarios import SCENARIOS
+    from dashboard.scenarios import SCENARIOS, VARIANTS
 
     p = argparse.ArgumentParser(prog=f"python -m dashboard.scenarios.{scenario}", description=doc)
-    p.add_argument("--variant", choices=("leaky", "fixed"), required=True)
+    p.add_argument("--variant", choices=VARIANTS, required=True)
     for param in SCENARIOS[scenario].params:
+        kind = int if param.type == "int" else float
         p.add_argument(
             "--" + param.name.replace("_", "-"),
-            type=int if param.type == "int" else float,
-            default=param.default,
+            type=kind,
+            default=kind(param.default),
             help=f"{param.help} ({param.min}-{param.max} {param.unit}".rstrip()
             + f"; default {param.default})",
         )
     p.add_argument("--no-heap", action="store_true", help="no tracemalloc, no heap lines")
+    p.add_argument("--dry-run", action="store_true", help="print the params as JSON and exit")
     # shared_cache runs its workers as children of the same program
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)
@@ -89,7 +91,14 @@ def heap_stats(work: Optional[Work] = None) -> dict:
 
 
 def run(scenario: str, make: Callable, *, doc=None):
+    from dashboard.scenarios import SCENARIOS
+
     args = parser(scenario, doc).parse_args()
+    if args.dry_run:
+        params = {p.name: getattr(args, p.name) for p in SCENARIOS[scenario].params}
+        line = {"runtime": "python", "scenario": scenario, "variant": args.variant}
+        emit({"type": "params", **line, "params": params})
+        return
     global _reserve
     _reserve = bytearray(2**20)  # address space to give back so a MemoryError can be printed
     sys.excepthook = _die

@@ -1,16 +1,19 @@
 'use strict';
 // The common part of every Node scenario, so the scenario files stay short.
 //
-// A scenario calls run({scenario, options, make}); make(args) returns
-// {step(i), rate, children?}. This module parses the common options, calls step(i) for
-// i = 0, 1, 2, ... at `rate` items per second, checks its own RSS against --max-rss-mb
-// every tick (20 a second), prints a `heap` line once a second and answers JSON-line
-// commands on stdin. The protocol is documented in dashboard/scenarios/__init__.py.
-// Node >= 18, built-in modules only.
+// A scenario calls run({scenario, make}); make(args) returns {step(i), rate, children?}.
+// This module parses the command line (the scenario's params come from ../catalogue.json,
+// the catalogue memdash shows and validates against), calls step(i) for i = 0, 1, 2, ... at
+// `rate` items per second, checks its own RSS against --max-rss-mb every tick (20 a second),
+// prints a `heap` line once a second and answers JSON-line commands on stdin. The protocol
+// is documented in dashboard/scenarios/__init__.py. Node >= 18.3, built-in modules only.
 
 const fs = require('fs');
+const readline = require('readline');
+const util = require('util');
 const v8 = require('v8');
 const crypto = require('crypto');
+const CATALOGUE = require('../catalogue.json');
 
 // Grow the heap less eagerly, so a fixed variant's RSS levels off within seconds (by
 // default V8 keeps enlarging the heap for ~30 s first). Same flag for leaky and fixed.
@@ -19,6 +22,7 @@ v8.setFlagsFromString('--optimize-for-size');
 
 const TICK_MS = 50;
 const EXIT_CAPPED = 3;
+const EXIT_USAGE = 2;
 
 function emit(obj) {
   // stdout to a pipe or file is synchronous on Linux, so a line is out before process.exit().
@@ -30,53 +34,67 @@ function payload(kb) {
   return crypto.randomBytes(kb * 768).toString('base64');
 }
 
-const COMMON = {
-  variant: { default: null, choices: ['leaky', 'fixed'] },
-  duration: { default: 120 },
-  'max-rss-mb': { default: 512 },
-  'no-heap': { flag: true },
-  child: { flag: true }, // shared_cache workers
+const FLAGS = {
+  'no-heap': 'no heap lines',
+  'dry-run': 'print the params as a JSON line and exit',
+  help: 'show this help and exit',
 };
 
-// --name value / --name=value / --flag. Numbers stay numbers; unknown options are an error.
-function parseArgs(scenario, options) {
-  const spec = { ...COMMON, ...options };
-  const args = {};
-  for (const [name, o] of Object.entries(spec)) args[camel(name)] = o.flag ? false : o.default;
-  const argv = process.argv.slice(2);
-  for (let i = 0; i < argv.length; i++) {
-    let [name, value] = argv[i].replace(/^--/, '').split(/=(.*)/s);
-    const o = spec[name];
-    if (!argv[i].startsWith('--') || !o) usage(scenario, spec, `unknown option ${argv[i]}`);
-    if (o.flag) {
-      args[camel(name)] = true;
-      continue;
-    }
-    if (value === undefined) value = argv[++i];
-    if (value === undefined) usage(scenario, spec, `--${name} needs a value`);
-    if (o.choices) {
-      if (!o.choices.includes(value)) usage(scenario, spec, `--${name}: one of ${o.choices}`);
-      args[camel(name)] = value;
-    } else {
-      const n = Number(value);
-      if (value.trim() === '' || !Number.isFinite(n)) usage(scenario, spec, `--${name}: a number`);
-      args[camel(name)] = n;
-    }
+// Every param of the scenario, in catalogue order: the common ones first.
+function paramsOf(scenario) {
+  const sc = CATALOGUE.scenarios.find((s) => s.id === scenario);
+  if (!sc) throw new Error(`${scenario} is not in catalogue.json`);
+  return [...CATALOGUE.common_params, ...sc.params];
+}
+
+const kebab = (name) => name.replace(/_/g, '-');
+const camel = (name) => name.replace(/[-_](.)/g, (_, c) => c.toUpperCase()); // max_rss_mb: maxRssMb
+
+// --name value / --name=value / --flag. Params arrive validated from memdash, so they are
+// only typed here (a run by hand gets exit 2 for a value that is not a number).
+function parseCommandLine(scenario) {
+  const params = paramsOf(scenario);
+  const options = { variant: { type: 'string' }, child: { type: 'boolean' } }; // child: shared_cache
+  for (const flag of Object.keys(FLAGS)) options[flag] = { type: 'boolean' };
+  for (const p of params) options[kebab(p.name)] = { type: 'string' };
+  let values;
+  try {
+    ({ values } = util.parseArgs({ options, strict: true }));
+  } catch (e) {
+    usage(scenario, params, e.message);
   }
-  if (!args.variant) usage(scenario, spec, '--variant leaky|fixed is required');
+  if (values.help) usage(scenario, params);
+  if (!CATALOGUE.variants.includes(values.variant)) {
+    usage(scenario, params, `--variant ${CATALOGUE.variants.join('|')} is required`);
+  }
+  const args = { variant: values.variant, child: !!values.child };
+  for (const flag of Object.keys(FLAGS)) args[camel(flag)] = !!values[flag];
+  for (const p of params) {
+    const text = values[kebab(p.name)];
+    const n = text === undefined ? p.default : Number(text);
+    const typed = Number.isFinite(n) && (p.type === 'float' || Number.isInteger(n));
+    if (!typed || (text !== undefined && !text.trim())) {
+      usage(scenario, params, `--${kebab(p.name)}: ${p.type === 'int' ? 'an integer' : 'a number'}`);
+    }
+    args[camel(p.name)] = n;
+  }
   return args;
 }
 
-function camel(name) {
-  return name.replace(/-(.)/g, (_, c) => c.toUpperCase());
-}
-
-function usage(scenario, spec, problem) {
-  const opts = Object.entries(spec)
-    .map(([n, o]) => `  --${n}${o.flag ? '' : ' ' + (o.choices ? o.choices.join('|') : o.default)}`)
-    .join('\n');
-  process.stderr.write(`usage: node ${scenario}.js [options]\n${opts}\nerror: ${problem}\n`);
-  process.exit(2);
+// Without a problem: the help on stdout, exit 0; with one: usage on stderr, exit 2.
+function usage(scenario, params, problem) {
+  const lines = [`usage: node ${scenario}.js --variant ${CATALOGUE.variants.join('|')} [options]`];
+  for (const p of params) {
+    const bounds = `${p.min}-${p.max} ${p.unit}`.trim();
+    lines.push(`  --${kebab(p.name)} ${p.default}  ${p.help} (${bounds})`);
+  }
+  for (const [flag, help] of Object.entries(FLAGS)) lines.push(`  --${flag}  ${help}`);
+  if (problem === undefined) {
+    process.stdout.write(lines.join('\n') + '\n');
+    process.exit(0);
+  }
+  process.stderr.write(`${lines.join('\n')}\nerror: ${problem}\n`);
+  process.exit(EXIT_USAGE);
 }
 
 function heapStats() {
@@ -90,8 +108,13 @@ function heapStats() {
   };
 }
 
-function run({ scenario, options = {}, make }) {
-  const args = parseArgs(scenario, options);
+function run({ scenario, make }) {
+  const args = parseCommandLine(scenario);
+  if (args.dryRun) {
+    const params = Object.fromEntries(paramsOf(scenario).map((p) => [p.name, args[camel(p.name)]]));
+    emit({ type: 'params', runtime: 'node', scenario, variant: args.variant, params });
+    return;
+  }
   if (args.child) return runChild(args, make);
 
   emit({ type: 'hello', runtime: 'node', scenario, variant: args.variant, pid: process.pid });
@@ -171,18 +194,11 @@ function stdinIsPipe() {
 }
 
 function readCommands() {
-  let buffered = '';
-  process.stdin.setEncoding('utf8');
-  process.stdin.on('data', (chunk) => {
-    buffered += chunk;
-    let nl;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl).trim();
-      buffered = buffered.slice(nl + 1);
-      if (line) command(line);
-    }
+  const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+  lines.on('line', (line) => {
+    if (line.trim()) command(line.trim());
   });
-  process.stdin.on('end', () => process.exit(0)); // EOF: memdash died, so do we
+  lines.on('close', () => process.exit(0)); // EOF: memdash died, so do we
 }
 
 function command(line) {

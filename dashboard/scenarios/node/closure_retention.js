@@ -38,10 +38,6 @@ function handleFixed(requestId, itemKb) {
 
 run({
   scenario: 'closure_retention',
-  options: {
-    rate: { default: 200 }, // requests per second
-    'item-kb': { default: 8 }, // size of the object each one builds
-  },
   make(args) {
     const handle = args.variant === 'leaky' ? handleLeaky : handleFixed;
     return { rate: args.rate, step: (i) => handle(i, args.itemKb) };

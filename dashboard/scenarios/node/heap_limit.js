@@ -30,12 +30,6 @@ function handleFixed(itemKb, maxItems) {
 
 run({
   scenario: 'heap_limit',
-  options: {
-    rate: { default: 250 }, // results per second
-    'item-kb': { default: 8 }, // size of one result
-    'max-items': { default: 500 }, // fixed: results kept
-    'limit-mb': { default: 96 }, // informational here: the limit is node's --max-old-space-size
-  },
   make(args) {
     if (args.variant === 'leaky') return { rate: args.rate, step: () => handleLeaky(args.itemKb) };
     return { rate: args.rate, step: () => handleFixed(args.itemKb, args.maxItems) };

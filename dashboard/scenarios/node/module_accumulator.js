@@ -46,11 +46,6 @@ function handleFixed(i, itemKb, flushEvery) {
 
 run({
   scenario: 'module_accumulator',
-  options: {
-    rate: { default: 200 }, // calls per second
-    'item-kb': { default: 8 }, // size of one recorded event
-    'flush-every': { default: 100 }, // fixed: drain every N calls
-  },
   make(args) {
     if (args.variant === 'leaky') {
       return { rate: args.rate, step: () => leakyMetrics.record(payload(args.itemKb)) };

@@ -35,11 +35,6 @@ function handleFixed(i, itemKb, maxItems) {
 
 run({
   scenario: 'offheap',
-  options: {
-    rate: { default: 6 }, // buffers per second
-    'item-kb': { default: 256 }, // size of one buffer
-    'max-items': { default: 8 }, // fixed: buffers kept
-  },
   make(args) {
     if (args.variant === 'leaky') return { rate: args.rate, step: (i) => handleLeaky(i, args.itemKb) };
     return { rate: args.rate, step: (i) => handleFixed(i, args.itemKb, args.maxItems) };

@@ -123,12 +123,5 @@ function makeParent(args) {
 
 run({
   scenario: 'shared_cache',
-  options: {
-    workers: { default: 3 }, // worker processes
-    rate: { default: 150 }, // lookups per second per worker
-    'item-kb': { default: 4 }, // size of one cached value
-    ttl: { default: 10 }, // fixed: seconds a key lives in Redis
-    'redis-port': { default: 6379 }, // fixed: the Redis to use
-  },
   make: (args) => (args.child ? makeChild(args) : makeParent(args)),
 });

@@ -65,12 +65,6 @@ class BoundedQueue extends Queue {
 
 run({
   scenario: 'slow_consumer',
-  options: {
-    rate: { default: 400 }, // jobs pushed per second
-    'consumer-rate': { default: 200 }, // jobs popped per second
-    'item-kb': { default: 8 }, // size of one job
-    'max-len': { default: 300 }, // fixed: queue length kept
-  },
   make(args) {
     const queue = args.variant === 'leaky' ? new Queue() : new BoundedQueue(args.maxLen);
     const ratio = args.consumerRate / args.rate;

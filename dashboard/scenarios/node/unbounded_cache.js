@@ -55,12 +55,6 @@ function handleFixed(lru, requestId, itemKb) {
 
 run({
   scenario: 'unbounded_cache',
-  options: {
-    rate: { default: 200 }, // requests per second
-    'item-kb': { default: 8 }, // size of one cached response
-    'max-items': { default: 200 }, // fixed: LRU size
-    ttl: { default: 30 }, // fixed: seconds an entry may live
-  },
   make(args) {
     if (args.variant === 'leaky') {
       return { rate: args.rate, step: (i) => handleLeaky(`req-${i}`, args.itemKb) };
