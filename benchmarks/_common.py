@@ -259,8 +259,12 @@ class RawViewer:
                     self._acks[int(body[:i])] = self._json.loads(body[i:])[0]
                     self._ack_ready.notify_all()
 
-    def watch(self, pid: int, since: float | None = None) -> dict:
-        payload = {"pid": pid} if since is None else {"pid": pid, "since": since}
+    def watch(self, pid: int, since: float | None = None, window: float | None = None) -> dict:
+        payload: dict = {"pid": pid}
+        if since is not None:
+            payload["since"] = since
+        if window is not None:
+            payload["window"] = window
         with self._ack_ready:
             ack_id = self._next_id
             self._next_id += 1

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import time
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
-from . import memory, validate
+from . import access, errors, memory, share, validate
 from .extension import get_memdash
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -21,35 +21,57 @@ def query_number(name: str, default, low: float, high: float, *, integer: bool =
     return validate.number_text(raw, name, low, high, integer=integer)
 
 
+def role() -> str:
+    return request.environ.get(access.ROLE_KEY, access.PRESENTER)
+
+
 @bp.get("/system")
+@access.audience_ok
 def system():
     return jsonify(memory.system())
+
+
+@bp.get("/share")
+def share_info():
+    """The room's two links and the audience link's QR code (presenter only: the page shows
+    it full-screen for the room to scan)."""
+    urls = current_app.config["SHARE_URLS"]
+    if urls is None:
+        raise errors.NotFound("memdash is not shared; start it with --share")
+    return jsonify({**urls, "qr_svg": share.qr_svg(urls["audience"])})
 
 
 @bp.get("/processes")
 def processes():
     limit = query_number("limit", 50, 1, 1000, integer=True)
-    return jsonify({"processes": memory.list_processes(request.args.get("q", ""), limit)})
+    found = memory.list_processes(request.args.get("q", ""), limit)
+    return jsonify({"processes": [get_memdash().public(p) for p in found]})
 
 
 @bp.get("/processes/<pid>")
+@access.audience_ok
 def process(pid: str):
-    return jsonify(memory.describe(memory.parse_pid(pid)))
+    number = memory.parse_pid(pid)
+    memdash = get_memdash()
+    memdash.check_shown(number, role())
+    return jsonify(memdash.public(memory.describe(number)))
 
 
 @bp.get("/processes/<pid>/samples")
+@access.audience_ok
 def samples(pid: str):
     """History when the process is watched; otherwise one fresh sample."""
     number = memory.parse_pid(pid)
+    memdash = get_memdash()
+    memdash.check_shown(number, role())
     since = query_number("since", None, 0, math.inf)
     children = request.args.get("children") in ("1", "true")
-    target = get_memdash().sampler.target(number, children)
+    target = memdash.sampler.target(number, children)
     if target is not None:
-        return jsonify(
-            {"pid": number, "process": target.describe(), "samples": target.history.since(since)}
-        )
+        info = memdash.public(target.describe())
+        return jsonify({"pid": number, "process": info, "samples": target.history.since(since)})
     memory.identify(number)  # refuses kernel threads and zombies with their own errors
-    info = memory.describe(number)
+    info = memdash.public(memory.describe(number))
     sample = {"t": time.time(), **memory.read_fast(number)}
     return jsonify({"pid": number, "process": info, "samples": [sample]})
 

@@ -1,17 +1,16 @@
 """The application factory: ``create_app(config)`` assembles the Flask app: config defaults,
-the memdash extension (:mod:`dashboard.extension`: Socket.IO, sampler, worker pool), the
-blueprints and Socket.IO handlers, the page, the request guards and the error handlers.
+the memdash extension (:mod:`dashboard.extension`: Socket.IO, sampler, worker pool, the access
+guard), the blueprints and Socket.IO handlers, the page, the role door and the error handlers.
 """
 
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
-from flask import Flask, jsonify, render_template, request, send_file
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from . import __version__, api, assets, errors, events, lab
+from . import __version__, access, api, assets, errors, events, lab, metrics
 from .extension import Memdash
 
 DEFAULTS = {
@@ -20,63 +19,90 @@ DEFAULTS = {
     "HISTORY_SECONDS": 1800,  # history kept per watched process
     "LINGER": 60.0,  # keep sampling this long after the last viewer left (reconnect backfill)
     "MAX_WATCHES": 32,  # watched processes per viewer
+    "MAX_TARGETS": 256,  # processes sampled at once, all viewers and owners together
+    "MAX_VIEWERS": 200,  # Socket.IO connections at once; the next one is refused
     "MAX_RUNS": 8,  # scenario runs alive at once
     "RUNS_MEMORY_FRACTION": 0.25,  # all runs together may use this much of system RAM
     "PINNED_PIDS": (),  # watched from start-up (the CLI's --pid)
-    # Host names the server answers to; None = any. Loopback only by default, so a web page
-    # elsewhere cannot reach it by pointing its own name at 127.0.0.1 (DNS rebinding).
-    "ALLOWED_HOSTS": ("127.0.0.1", "localhost", "::1"),
+    # Who may connect and as whom (access.Access): loopback names only, everyone presenter,
+    # unless the CLI binds beyond loopback (then a presenter token and this machine's names).
+    "ACCESS": None,
+    "SHARE_URLS": None,  # {"presenter", "audience"} when the room can join (--share)
 }
 
 
 def create_app(config: dict | None = None) -> Flask:
-    app = Flask(
-        __name__,
-        static_folder=str(assets.web_dir("static")),
-        template_folder=str(assets.web_dir("templates")),
-    )
+    app = Flask(__name__, static_folder=None, template_folder=str(assets.web_dir("templates")))
     app.config.from_mapping(DEFAULTS)
     app.config.update(config or {})
+    if app.config["ACCESS"] is None:
+        app.config["ACCESS"] = access.Access()
     app.json.sort_keys = False
     memdash = Memdash(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(lab.bp)
+    app.register_blueprint(metrics.bp)
+    collector = metrics.WatchedProcesses(memdash)
+    memdash.sampler.add_sink(collector)
+    memdash.metrics_registry = metrics.registry_for(collector)
     events.register(memdash.socketio)
-    _register_pages(app)
-    _register_guards(app)
+    _register_pages(app, assets.AssetStore())
+    _register_door(app)
     _register_errors(app)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     return app
 
 
-def _register_pages(app: Flask) -> None:
+def _register_pages(app: Flask, store: assets.AssetStore) -> None:
     @app.get("/")
+    @access.audience_ok
     def index():
-        return render_template("index.html", version=__version__)
+        role = request.environ.get(access.ROLE_KEY, access.PRESENTER)
+        shared = app.config["ACCESS"].shared
+        page = render_template(
+            "index.html", version=__version__, asset=store.url, role=role, shared=shared
+        )
+        # The shell is small and names every file by content: it is the one thing a reload
+        # fetches again. A token in the URL is dropped by the page itself (replaceState).
+        return Response(page, mimetype="text/html", headers={"Cache-Control": "no-cache"})
 
-    @app.get("/assets/<name>")
-    def asset(name: str):
-        find = assets.ASSETS.get(name)
-        if find is None:
-            raise errors.NotFound(f"no asset named {name!r}")
-        path = find()
-        if not path.is_file():
-            raise errors.Unavailable(f"{name} is missing: run `make setup` (it installs the JS)")
-        return send_file(path, mimetype="text/javascript", max_age=3600)
+    @app.get("/static/<version>/<path:name>")
+    @access.audience_ok
+    def static_file(version: str, name: str):
+        asset = store.get(name)
+        if asset is None:
+            if store.knows(name):
+                raise errors.Unavailable(f"{name} is missing: run `make setup` (it installs it)")
+            raise errors.NotFound(f"no file named {name!r}")
+        if version != store.version:  # an old page after an upgrade: serve, but don't cache
+            cache = "no-cache"
+        else:
+            cache = "public, max-age=31536000, immutable"
+        gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
+        response = Response(asset.gzipped if gzipped else asset.data, mimetype=asset.mimetype)
+        if gzipped:
+            response.headers["Content-Encoding"] = "gzip"
+        response.headers["Vary"] = "Accept-Encoding"
+        response.headers["Cache-Control"] = cache
+        return response
 
 
-def _register_guards(app: Flask) -> None:
-    """memdash starts processes on this machine: refuse requests that a web page elsewhere
-    could make a browser send (wrong Host, or a POST that is not JSON, like a plain form)."""
+def _register_door(app: Flask) -> None:
+    """The one door for roles: the audience may only read, and only what a view marked
+    :func:`access.audience_ok` offers; every other endpoint (all that start, stop or change
+    anything, and anything added later) is the presenter's. Also: a POST must be JSON, so a
+    plain form from another page cannot start processes."""
 
     @app.before_request
-    def guard():
-        allowed = app.config["ALLOWED_HOSTS"]
-        hostname = urlsplit(f"//{request.host}").hostname or ""
-        if allowed is not None and hostname not in allowed:
-            raise errors.BadHost(
-                f"memdash does not answer to host {hostname!r}; use http://127.0.0.1"
-            )
+    def door():
+        audience = request.environ.get(access.ROLE_KEY) == access.AUDIENCE
+        if audience and request.endpoint is not None:  # no endpoint: the 404 says enough
+            view = app.view_functions[request.endpoint]
+            readable = getattr(view, "memdash_audience_ok", False)
+            if not readable or request.method not in ("GET", "HEAD"):
+                raise errors.PresenterOnly(
+                    "only the presenter can do this; the audience follows read-only"
+                )
         if request.method == "POST" and not request.is_json:
             raise errors.UnsupportedMediaType(
                 "POST bodies must be JSON (Content-Type: application/json)"

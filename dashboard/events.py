@@ -1,38 +1,64 @@
-"""Socket.IO handlers: viewers watch and unwatch processes; acks carry history or an error.
+"""Socket.IO handlers: viewers watch and unwatch processes; the presenter publishes what is on
+screen (``view``) and the audience follows it. Acks carry history or an error.
 
 Every handler answers with an ack: the result, or ``{"error": {"code", "message"}}``. A bad
-payload from one viewer never raises out of a handler, so nobody else notices it.
+payload from one viewer never raises out of a handler, so nobody else notices it. Roles are
+checked here, at one door (:func:`handler`): an event is the presenter's unless registered
+with ``audience=True``.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
+import threading
+import time
 
 from flask import current_app, request
-from flask_socketio import SocketIO, emit
+from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 
-from . import errors, memory, validate
+from . import access, errors, memory, validate
 from .extension import get_memdash
 
 log = logging.getLogger(__name__)
 
+AUDIENCE_ROOM = "audience"
+VIEW_MAX_BYTES = 64 * 1024  # a view names processes and settings, never samples
+RATE, BURST = 10.0, 40  # watch/unwatch per second per socket, and the burst allowed
 
-def acked(handler):
-    """Turn memdash errors (and surprises) into the error body instead of a dropped ack."""
 
-    @functools.wraps(handler)
-    def wrapper(*args):
-        try:
-            return handler(*args)
-        except errors.MemdashError as e:
-            return e.body()
-        except Exception as e:  # keep the server up for everyone else
-            log.exception("socket handler %s failed", handler.__name__)
-            return errors.Internal(f"internal error: {e}").body()
+class RateLimiter:
+    """A token bucket per socket: a flood of watch/unwatch from one viewer gets 429s while
+    everyone else is served as before."""
 
-    return wrapper
+    def __init__(self, rate: float = RATE, burst: int = BURST):
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, sid: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(sid, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens < 1:
+                self._buckets[sid] = (tokens, now)
+                raise errors.RateLimited("too many watch requests; slow down")
+            self._buckets[sid] = (tokens - 1, now)
+
+    def forget(self, sid: str) -> None:
+        with self._lock:
+            self._buckets.pop(sid, None)
+
+
+def parse_backfill(payload: dict) -> tuple[float | None, int]:
+    """``window`` (seconds on screen; absent or 0: everything) and ``max_points`` (2-2000)."""
+    window = payload.get("window")
+    window = validate.number(window, "window", 0, math.inf) if window is not None else None
+    max_points = payload.get("max_points", 2000)
+    return window or None, validate.number(max_points, "max_points", 2, 2000, integer=True)
 
 
 def parse_watch(payload: object) -> tuple[int, bool, float | None]:
@@ -49,44 +75,118 @@ def parse_watch(payload: object) -> tuple[int, bool, float | None]:
     return pid, children, since
 
 
+def parse_view(payload: object) -> dict:
+    """The presenter's view: an object naming the watched processes and the settings."""
+    if not isinstance(payload, dict):
+        raise errors.BadRequest('a view is an object like {"watches": [{"pid": 1234}]}')
+    watches = payload.get("watches", [])
+    if not isinstance(watches, list) or not all(isinstance(w, dict) for w in watches):
+        raise errors.BadRequest("watches must be a list of objects")
+    for w in watches:
+        memory.check_pid(w.get("pid"))
+    if len(json.dumps(payload)) > VIEW_MAX_BYTES:
+        raise errors.BadRequest(f"a view may be at most {VIEW_MAX_BYTES} bytes")
+    return payload
+
+
+def role() -> str:
+    return get_memdash().roles.get(request.sid, access.AUDIENCE)
+
+
 def register(socketio: SocketIO) -> None:
+    limiter = RateLimiter()
+    admit = threading.Lock()  # the viewer count and the new viewer, checked as one step
+
+    def handler(event: str, *, audience: bool = False):
+        """Register an event handler behind the role door, with errors as acks."""
+
+        def wrap(fn):
+            @functools.wraps(fn)
+            def run(*args):
+                try:
+                    if not audience and role() != access.PRESENTER:
+                        raise errors.PresenterOnly(f"only the presenter may send {event!r}")
+                    return fn(*args)
+                except errors.MemdashError as e:
+                    return e.body()
+                except Exception as e:  # keep the server up for everyone else
+                    log.exception("socket handler %s failed", event)
+                    return errors.Internal(f"internal error: {e}").body()
+
+            socketio.on_event(event, run)
+            return run
+
+        return wrap
+
     @socketio.on("connect")
     def connect(auth=None):
         memdash = get_memdash()
+        who = request.environ.get(access.ROLE_KEY, access.AUDIENCE)
+        with admit:
+            if len(memdash.roles) >= current_app.config["MAX_VIEWERS"]:
+                refused = errors.TooManyViewers(
+                    f"memdash already has {len(memdash.roles)} viewers; try again later"
+                )
+                raise ConnectionRefusedError(refused.message, refused.body())
+            memdash.roles[request.sid] = who
         memdash.start()
+        emit("hello", {"role": who, "shared": memdash.access.shared})
+        if who == access.AUDIENCE:
+            join_room(AUDIENCE_ROOM)
+            if memdash.view is not None:
+                emit("view", memdash.view)
         if memdash.sampler.last_system is not None:
             emit("system", memdash.sampler.last_system)
 
     @socketio.on("disconnect")
-    def disconnect(*_reason):
-        get_memdash().sampler.release(request.sid)
+    def disconnect(*reason):
+        log.info("viewer %s disconnected: %s", request.sid, reason[0] if reason else "")
+        memdash = get_memdash()
+        memdash.roles.pop(request.sid, None)
+        limiter.forget(request.sid)
+        memdash.sampler.release(request.sid)
 
-    @socketio.on("watch")
-    @acked
+    @handler("watch", audience=True)
     def watch(payload=None):
+        limiter.take(request.sid)
         pid, children, since = parse_watch(payload)
+        window, max_points = parse_backfill(payload)
+        memdash = get_memdash()
+        memdash.check_shown(pid, role())
         limit = current_app.config["MAX_WATCHES"]
-        target = get_memdash().sampler.watch(pid, children, request.sid, limit=limit)
+        target = memdash.sampler.watch(pid, children, request.sid, limit=limit)
         # The socket receives batches from now on; the history is read after: a sample may
-        # arrive twice, never be missed.
+        # arrive twice, never be missed. A long history comes as at most max_points samples
+        # (min and max per bucket, so spikes stay), shared by every viewer who asks the same.
+        samples, bucket = target.history.backfill(since, window, max_points)
         return {
             "pid": pid,
             "children": children,
-            "process": target.describe(),
-            "samples": target.history.since(since),
+            "process": memdash.public(target.describe()),
+            "samples": samples,
+            "bucket": bucket,
         }
 
-    @socketio.on("unwatch")
-    @acked
+    @handler("unwatch", audience=True)
     def unwatch(payload=None):
+        limiter.take(request.sid)
         pid, children, _since = parse_watch(payload)
         if not get_memdash().sampler.unwatch(pid, children, request.sid):
             raise errors.NotWatching(f"this viewer is not watching pid {pid}")
         return {"pid": pid, "ok": True}
 
+    @handler("view")
+    def view(payload=None):
+        """The presenter's screen changed: keep it, and relay it to the audience."""
+        shown = parse_view(payload)
+        memdash = get_memdash()
+        memdash.set_view(shown)
+        memdash.socketio.emit("view", shown, to=AUDIENCE_ROOM)
+        return {"ok": True}
+
     @socketio.on("*")
     def unknown(event, *_args):
         """Events nobody handles get an error ack instead of silence."""
         return errors.UnknownEvent(
-            f"unknown event {event!r}; memdash knows watch and unwatch"
+            f"unknown event {event!r}; memdash knows watch, unwatch and view"
         ).body()

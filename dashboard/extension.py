@@ -8,11 +8,26 @@ connection does too).
 
 from __future__ import annotations
 
+import logging
+import threading
+
+import socketio
 from flask import Flask, current_app
 from flask_socketio import SocketIO
 
+from . import access, errors
 from .sampler import Sampler
+from .verdicts import Verdicts
 from .workers import WorkerPool
+
+log = logging.getLogger(__name__)
+
+
+class JsonPacket(socketio.packet.Packet):
+    """memdash never sends binary payloads: skip python-socketio's walk of every message
+    looking for bytes (it showed in profiles of late joiners' large acks)."""
+
+    uses_binary_events = False
 
 
 class Memdash:
@@ -22,6 +37,7 @@ class Memdash:
     socketio: SocketIO
     sampler: Sampler
     workers: WorkerPool
+    access: access.Access
 
     def __init__(self, app: Flask | None = None):
         if app is not None:
@@ -29,12 +45,25 @@ class Memdash:
 
     def init_app(self, app: Flask) -> None:
         config = app.config
-        self.socketio = SocketIO(app, async_mode="threading")
+        self.access = config["ACCESS"]
+        # The guard (access.AccessGuard) refuses foreign origins before engine.io sees them;
+        # engine.io's own CORS check is told the same list, so its replies never widen it.
+        self.socketio = SocketIO(
+            app,
+            async_mode="threading",
+            serializer=JsonPacket,
+            cors_allowed_origins=lambda origin, environ=None: self.access.origin_ok(origin),
+        )
+        app.wsgi_app = access.AccessGuard(app.wsgi_app, self.access)  # outermost: sees all
+        self.roles: dict[str, str] = {}  # connected socket id -> presenter / audience
+        self.view: dict | None = None  # what the presenter shows, relayed to the audience
+        self._view_lock = threading.Lock()
         self.sampler = Sampler(
             interval=config["INTERVAL"],
             detail_interval=config["DETAIL_INTERVAL"],
             history_seconds=config["HISTORY_SECONDS"],
             linger=config["LINGER"],
+            max_targets=config["MAX_TARGETS"],
             emit=self._emit,
         )
         self.workers = WorkerPool(
@@ -43,15 +72,83 @@ class Memdash:
             max_runs=config["MAX_RUNS"],
             memory_fraction=config["RUNS_MEMORY_FRACTION"],
         )
+        # The one growth judgement: a sampler sink the pool, the page and /metrics all read.
+        self.verdicts = Verdicts(self._emit, is_helper=self._is_helper)
+        self.sampler.add_sink(self.verdicts)
+        self.workers.growth_of = self.verdicts.growth_of
+        self.workers.quiet = self.verdicts.quiet
+        self.growth_of = self.verdicts.growth_of
+        self.pinned = set(config["PINNED_PIDS"])
         for pid in config["PINNED_PIDS"]:
             self.sampler.keep(pid, False, owner="cli")
         app.extensions["memdash"] = self
 
-    def _emit(self, event: str, payload: dict | list, to: str | None) -> None:
-        """The sampler's and the pool's way out: ``to`` is a socket id, or None for all."""
+    def _emit(self, event: str, payload: dict | list, to: str | list[str] | None) -> None:
+        """The sampler's and the pool's way out: ``to`` is a socket id, a list of them (one
+        encoding for all: python-socketio encodes once per emit without a callback), or None
+        for all. A viewer that stopped reading is dropped here: its Engine.IO queue (one per
+        client, unbounded, drained by a writer thread blocked on the stalled socket) holding
+        more than ``max_queued`` messages (10 s of flushes) means it has not read for that long.
+        """
+        max_queued = 100
         if isinstance(payload, list):  # batches (Sampler.flush): one Socket.IO argument each
             payload = tuple(payload)  # python-socketio sends a tuple as several arguments
+        if event == "samples" and to is not None:
+            server = self.socketio.server
+            sids = [to] if isinstance(to, str) else to
+            live = []
+            for sid in sids:
+                eio_sid = server.manager.eio_sid_from_sid(sid, "/")
+                sock = server.eio.sockets.get(eio_sid) if eio_sid else None
+                if sock is None or sock.queue.qsize() <= max_queued:
+                    live.append(sid)
+                    continue
+                log.warning(
+                    "dropping viewer %s: it has not read its last %d messages (stalled)",
+                    sid,
+                    sock.queue.qsize(),
+                )
+                # Not eio.disconnect(): it waits for the queue to drain, which never happens.
+                sock.close(wait=False, abort=True, reason="stalled: not reading")
+            if not live:
+                return
+            to = live
         self.socketio.emit(event, payload, to=to)
+
+    def _is_helper(self, pid: int) -> bool:
+        """A service a run started for itself (its redis-server), not the run's own code."""
+        return any(pid in (s.pid for s in run.services) for run in self.workers.list())
+
+    # -- room mode ---------------------------------------------------------------------------
+
+    def set_view(self, view: dict) -> None:
+        with self._view_lock:
+            self.view = view
+
+    def shown_pids(self) -> set[int]:
+        """What the presenter shows, so what the audience may watch: the processes on the
+        presenter's chart, every run's processes and the command line's --pid."""
+        with self._view_lock:
+            view = self.view
+        pids = {w["pid"] for w in (view or {}).get("watches", [])}
+        for run in self.workers.list():
+            shown = run.to_dict()
+            pids.add(shown["pid"])
+            pids.update(shown.get("extra_pids", []))
+            pids.update(p["pid"] for p in shown.get("processes", []))
+        return pids | self.pinned
+
+    def check_shown(self, pid: int, role: str) -> None:
+        """The audience may look only at what the presenter shows."""
+        if role == access.AUDIENCE and pid not in self.shown_pids():
+            raise errors.NotShown(f"the presenter does not show pid {pid}")
+
+    def public(self, process: dict) -> dict:
+        """A process description as a shared room may see it: secrets in its command line
+        masked (the presenter's screen is on a projector too)."""
+        if not self.access.shared or not process.get("cmdline"):
+            return process
+        return {**process, "cmdline": access.mask_cmdline(process["cmdline"])}
 
     def start(self) -> None:
         """Start sampling and the run monitor (safe to call again)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request, send_file
 
-from . import errors, scenarios, validate
+from . import access, errors, scenarios, validate
 from .extension import get_memdash
 
 bp = Blueprint("lab", __name__, url_prefix="/api")
@@ -14,13 +14,17 @@ def json_body() -> dict:
     """The request's JSON object (an empty body counts as {}), or a 400."""
     if not request.get_data():
         return {}
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # json.loads gives up on deep nesting with RecursionError
+        raise errors.BadRequest("the body is nested too deeply") from None
     if not isinstance(body, dict):
         raise errors.BadRequest("the body must be a JSON object")
     return body
 
 
 @bp.get("/scenarios")
+@access.audience_ok
 def catalogue():
     return jsonify({"scenarios": scenarios.catalogue(), "node": scenarios.node_status()})
 
@@ -44,6 +48,7 @@ def compare(scenario_id: str):
 
 
 @bp.get("/runs")
+@access.audience_ok
 def runs():
     return jsonify({"runs": [run.to_dict() for run in get_memdash().workers.list()]})
 
@@ -54,22 +59,36 @@ def stop_all():
     return jsonify({"stopped": [run.to_dict() for run in stopped]})
 
 
+@bp.post("/runs/clear-finished")
+def clear_finished():
+    return jsonify({"cleared": get_memdash().workers.clear_finished()})
+
+
 @bp.post("/runs/<run_id>/stop")
 def stop(run_id: str):
     return jsonify(get_memdash().workers.stop(run_id).to_dict())
+
+
+def tool_pid(body: dict) -> int | None:
+    """The optional "pid" of a tool call: which of the run's processes to examine."""
+    pid = body.get("pid")
+    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int)):
+        raise errors.BadPid(f"pid must be a whole number, got {pid!r}")
+    return pid
 
 
 @bp.post("/runs/<run_id>/leak-report")
 def leak_report(run_id: str):
     body = json_body()
     seconds = validate.number(body.get("seconds", 5), "seconds", 1, 60)
-    return jsonify(get_memdash().workers.leak_report(run_id, float(seconds)))
+    return jsonify(get_memdash().workers.leak_report(run_id, float(seconds), tool_pid(body)))
 
 
 @bp.post("/runs/<run_id>/heap-snapshot")
 def heap_snapshot(run_id: str):
-    path = get_memdash().workers.heap_snapshot(run_id)
-    return jsonify({"url": f"/api/runs/{run_id}/heap-snapshot/{path.name}", "name": path.name})
+    path, result = get_memdash().workers.heap_snapshot(run_id, tool_pid(json_body()))
+    url = f"/api/runs/{run_id}/heap-snapshot/{path.name}"
+    return jsonify({**result, "url": url, "name": path.name})
 
 
 @bp.get("/runs/<run_id>/heap-snapshot/<name>")

@@ -1,23 +1,24 @@
 """The one background sampling loop, shared by every viewer.
 
 A :class:`Target` is one sampled series: a process, or a process and its descendants summed.
-Two kinds of holder keep a target sampled, and only one of them receives anything:
+Two kinds of holder keep a target sampled:
 
-- **sockets** (Socket.IO session ids) watch it: they get its batches, its exit notice, and
-  the expensive detail figures (USS/PSS/swap from smaps_rollup) are read only while at least
-  one socket watches;
-- **owners** (``"cli"`` for ``--pid``, ``"run:<id>"`` for a leak-lab run) only keep it
-  recorded: fast figures into its history (a viewer who comes later gets the backfill) and
-  :meth:`Sampler.latest` for the run monitor's caps.
+- **owners** (``"cli"`` for ``--pid``, ``"run:<id>"`` for a leak-lab run) keep it recorded;
+- **sockets** (Socket.IO session ids) also receive its batches and its exit notice, and the
+  expensive detail figures (USS/PSS/swap from smaps_rollup) are read only while at least one
+  socket watches.
 
-The loop reads the fast figures of every target each ``interval``, the detail figures of a
-watched target every ``detail_interval``, and hands each socket ONE list of batches (one per
-target it watches) at most ``1 / flush_interval`` times a second. ``emit`` only queues
-messages (Flask-SocketIO gives each client its own queue), so a slow viewer cannot stall the
-loop or the other viewers.
+The loop reads the fast figures of every target each ``interval`` and the detail figures of a
+watched target every ``detail_interval``. At most ``1 / flush_interval`` times a second it
+flushes: every target's new samples go to the **sinks** (:class:`Sink`: a growth tracker, a
+recorder) whoever holds the target, and to the sockets, ONE ``samples`` message per socket.
+Sockets that watch the same targets get the same message: they are sent it in one ``emit``
+to the list of them, so it is encoded once per group, not once per viewer. ``emit`` only
+queues (each client has its own queue), so a slow viewer cannot stall the loop or the others.
 
-A target whose last holder left keeps being sampled (fast figures only) for ``linger``
-seconds, so a viewer that reconnects gets the gap backfilled.
+At most ``max_targets`` targets are sampled at once (:class:`errors.TooManyTargets`); a target
+whose last holder left keeps being sampled (fast figures only) for ``linger`` seconds, so a
+viewer that reconnects gets the gap backfilled, unless the limit needs its place.
 """
 
 from __future__ import annotations
@@ -25,20 +26,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 from . import errors, memory
 from .target import Target
 
 log = logging.getLogger(__name__)
 
-# (event, payload, socket id or None for every socket); for "samples" the payload is a list of
-# batches, one Socket.IO argument each.
-Emit = Callable[[str, "dict | list", "str | None"], None]
+# (event, payload, to): ``to`` is a socket id, a list of them, or None for every socket; for
+# "samples" the payload is a list of batches, one Socket.IO argument each.
+Emit = Callable[[str, "dict | list", "str | list[str] | None"], None]
 
 
-def _no_emit(event: str, payload: dict | list, to: str | None) -> None:
+def _no_emit(event: str, payload: dict | list, to: str | list[str] | None) -> None:
     pass
+
+
+class Sink(Protocol):
+    """Receives every target's samples, on the sampler thread: keep it quick (hand heavy work
+    to a thread of your own). An exception is logged and does not stop sampling."""
+
+    def flushed(self, batches: list[tuple[Target, list[dict]]]) -> None:
+        """The samples read since the last flush, per target that has any (oldest first)."""
+
+    def exited(self, target: Target, t: float, reason: str) -> None:
+        """The target's process exited (``reason`` "exited") or its PID went to another
+        process (``"pid reused"``); its last samples were flushed before."""
 
 
 class Sampler:
@@ -53,16 +66,20 @@ class Sampler:
         flush_interval: float = 0.1,
         system_interval: float = 1.0,
         emit: Emit = _no_emit,
+        max_targets: int = 256,
     ):
         self.interval = interval
         self.linger = linger
         self.capacity = max(1, int(history_seconds / interval))
+        self.max_targets = max_targets
         # Periods in ticks: at 10 Hz each sample is flushed in the tick that read it, and the
         # detail reads of many targets are spread over the ticks of a period (see _slot).
         self.detail_every = max(1, round(detail_interval / interval))
         self.flush_every = max(1, round(flush_interval / interval))
         self.system_every = max(1, round(system_interval / interval))
         self.emit = emit
+        self._sinks: list[Sink] = []
+        self._sink_failed: dict[int, float] = {}  # id(sink) -> when its failure was last logged
         self._targets: dict[tuple[int, bool], Target] = {}
         self._parents: dict[int, int] | None = None
         self._lock = threading.Lock()
@@ -70,6 +87,11 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self.ticks = 0
         self.last_system: dict | None = None
+
+    def add_sink(self, sink: Sink) -> None:
+        """``sink`` receives every flush and exit from now on (see :class:`Sink`)."""
+        with self._lock:
+            self._sinks = [*self._sinks, sink]  # the loop iterates a snapshot
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -110,24 +132,27 @@ class Sampler:
         self, pid: int, children: bool, name: str, *, socket: bool, limit: int | None = None
     ) -> Target:
         key = memory.identify(pid)
-        with self._lock:
+        with self._lock:  # early, to spare the reads below; checked again when attaching
             target = self._live(key, children)
-            if socket:  # early, to spare the reads below; checked again when attaching
+            if socket:
                 self._check_limit(name, target, limit)
             if target is not None:
                 return self._attach(target, name, socket)
+            self._check_room(pid, children, evict=False)
         # A new target (or the PID was reused). Check access to the detail figures now, so a
         # process we cannot fully read is refused with a clear error instead of half-plotted.
         memory.read_detail(pid)
         fresh = Target(key, children, memory.describe(pid), self.capacity)
-        with self._lock:
+        with self._lock:  # the limits are applied under the same lock as the attach: no race
             target = self._live(key, children)
-            if socket:  # the limit is applied under the same lock as the watch: no race
-                try:
+            try:
+                if socket:
                     self._check_limit(name, target, limit)
-                except errors.TooManyWatches:
-                    fresh.close()
-                    raise
+                if target is None:
+                    self._check_room(pid, children, evict=True)
+            except errors.TooMany:
+                fresh.close()
+                raise
             if target is not None:  # another holder won the race
                 fresh.close()
             else:
@@ -137,6 +162,24 @@ class Sampler:
                 fresh.slot = self._slot()
                 target = self._targets[(pid, children)] = fresh
             return self._attach(target, name, socket)
+
+    def _check_room(self, pid: int, children: bool, *, evict: bool) -> None:
+        """Make sure one more target fits in ``max_targets``: targets nobody holds (lingering,
+        or exited) give up their place, the longest idle first; else TooManyTargets."""
+        others = [t for k, t in self._targets.items() if k != (pid, children)]
+        if len(others) < self.max_targets:
+            return
+        idle = [t for t in others if not t.held]
+        if len(others) - len(idle) >= self.max_targets:
+            raise errors.TooManyTargets(
+                f"memdash already samples {self.max_targets} processes, its limit; "
+                "unwatch some (here or in another tab) first"
+            )
+        if evict:
+            idle.sort(key=lambda t: t.idle_since or 0.0)
+            for target in idle[: len(others) - self.max_targets + 1]:
+                del self._targets[(target.pid, target.children)]
+                target.close()
 
     def _live(self, key: memory.ProcessKey, children: bool) -> Target | None:
         target = self._targets.get((key.pid, children))
@@ -275,8 +318,7 @@ class Sampler:
                 target.extra = {}
             target.history.append(sample)
             target.latest = sample
-            if target.sockets:  # a socket that arrives later reads it from the history
-                target.pending.append(sample)
+            target.pending.append(sample)  # for the sinks, and the sockets
 
     def _exited(self, target: Target, now: float) -> None:
         target.exited_at = now
@@ -286,26 +328,52 @@ class Sampler:
         self.flush()  # the last samples go out before the exit notice
         payload = {"pid": target.pid, "children": target.children, "t": now, "reason": reason}
         with self._lock:
-            sockets = list(target.sockets)
-        for sid in sockets:
-            self.emit("process_exit", payload, sid)
+            sockets = sorted(target.sockets)
+            sinks = self._sinks
+        if sockets:
+            self.emit("process_exit", payload, sockets)
+        for sink in sinks:
+            self._call(sink, "exited", target, now, reason)
 
     def flush(self) -> None:
-        """Send what each socket's targets gathered since the last flush: ONE ``samples``
-        message per socket, with one ``{pid, children, samples}`` batch per target, so a
-        viewer of twenty processes still gets about ten messages a second. Owners receive
-        nothing, so nothing is built for them."""
-        per_socket: dict[str, list[dict]] = {}
+        """Hand every target's samples since the last flush to the sinks, and send each socket
+        ONE ``samples`` message with one ``{pid, children, samples}`` batch per target it
+        watches (a viewer of twenty processes still gets about ten messages a second). Sockets
+        with the same targets share one message, emitted once to all of them."""
+        batches: list[tuple[Target, list[dict]]] = []
+        groups: dict[tuple[int, ...], tuple[list[dict], list[str]]] = {}
         with self._lock:
+            per_socket: dict[str, list[dict]] = {}
             for target in self._targets.values():
                 if not target.pending:
                     continue
-                batch = {"pid": target.pid, "children": target.children, "samples": target.pending}
+                batches.append((target, target.pending))
+                if target.sockets:
+                    batch = {"pid": target.pid, "children": target.children}
+                    batch["samples"] = target.pending
+                    for sid in target.sockets:
+                        per_socket.setdefault(sid, []).append(batch)
                 target.pending = []
-                for sid in target.sockets:
-                    per_socket.setdefault(sid, []).append(batch)
-        for sid, batches in per_socket.items():
-            self.emit("samples", batches, sid)
+            sinks = self._sinks
+        for sid, mine in per_socket.items():
+            # Batches are built once per target per flush: their identities name the group.
+            key = tuple(map(id, mine))
+            groups.setdefault(key, (mine, []))[1].append(sid)
+        for mine, sids in groups.values():
+            self.emit("samples", mine, sids)
+        if batches:
+            for sink in sinks:
+                self._call(sink, "flushed", batches)
+
+    def _call(self, sink: Sink, method: str, *args: object) -> None:
+        """A sink's failure is its own: logged (its traceback once a minute), never raised."""
+        try:
+            getattr(sink, method)(*args)
+        except Exception:
+            now = time.monotonic()
+            if now - self._sink_failed.get(id(sink), -60.0) >= 60.0:
+                self._sink_failed[id(sink)] = now
+                log.exception("sampler sink %r failed in %s (logged once a minute)", sink, method)
 
 
 def _pid_reused(key: memory.ProcessKey) -> bool:

@@ -6,15 +6,16 @@ from __future__ import annotations
 import time
 
 from . import errors, memory
-from .history import RingBuffer
+from .history import History
 
 
 class Target:
     """A process (and, when ``children``, its descendants) the sampler reads.
 
-    Owners (``"cli"``, ``"run:<id>"``) keep it sampled and receive nothing; sockets (Socket.IO
-    session ids) receive its batches. The sampler's lock guards the holders, ``pending``,
-    ``latest`` and ``extra``; the readers are used by the sampling thread only.
+    Owners (``"cli"``, ``"run:<id>"``) keep it sampled; sockets (Socket.IO session ids) also
+    receive its batches. Its samples go to the sampler's sinks whoever holds it. The sampler's
+    lock guards the holders, ``pending``, ``latest`` and ``extra``; the readers are used by the
+    sampling thread only.
     """
 
     def __init__(self, key: memory.ProcessKey, children: bool, process: dict, capacity: int):
@@ -23,8 +24,8 @@ class Target:
         self.process = process
         self.owners: set[str] = set()
         self.sockets: set[str] = set()
-        self.history = RingBuffer(capacity)
-        self.pending: list[dict] = []  # samples not yet flushed to the sockets
+        self.history = History(capacity)
+        self.pending: list[dict] = []  # samples not yet flushed (to the sockets and sinks)
         self.latest: dict | None = None
         self.extra: dict = {}  # language-heap figures reported by the process, for the next sample
         self.readers = {key.pid: memory.StatmReader(key.pid)}

@@ -136,7 +136,17 @@ class Viewer:
     pass ``on_samples(received_at, batch)``, called for each batch as it arrives.
     """
 
-    EVENTS = ("samples", "process_exit", "system", "run")
+    EVENTS = (
+        "samples",
+        "process_exit",
+        "system",
+        "run",
+        "mark",
+        "runs_cleared",
+        "growth",
+        "hello",
+        "view",
+    )
 
     def __init__(
         self,

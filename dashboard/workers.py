@@ -8,6 +8,11 @@ Safety rules this module keeps, so a demo never takes a workshop laptop down:
   which reads the sampler's figures for the run's process tree (the sampler reads them ten
   times a second anyway); all runs together stay under a fraction of system RAM;
 - only processes started here are ever signalled.
+
+A run lists its processes (the worker, the worker's own children, its redis-server) with the
+growth the estimator gives each; the tools (leak report, heap snapshot) act on the one that
+grows most unless told which, mark the chart (a `mark` event) and ask the estimator to ignore
+the seconds they disturb (``quiet``). How runs end is said in words (a `mark` too).
 """
 
 from __future__ import annotations
@@ -21,22 +26,24 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
 
 from . import errors, procs, scenarios
-from .runs import Run
+from .runs import MARK_KINDS, MiB, Run
 from .sampler import Emit, Sampler
+from .tools import RunTools
 
 log = logging.getLogger(__name__)
 
 _MONITOR_INTERVAL = 0.25
 
 
-class WorkerPool:
-    """All scenario runs of one server: start, watch over, stop."""
+class WorkerPool(RunTools):
+    """All scenario runs of one server: start, watch over, stop; and the tools (RunTools)."""
 
     def __init__(
         self,
@@ -58,6 +65,12 @@ class WorkerPool:
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
         self.snapshot_dir = Path(tempfile.mkdtemp(prefix="memdash-snapshots-"))
+        # Hooks the server connects to the growth estimator (the defaults know nothing):
+        # growth_of(pid, children) -> {"bytes_per_min", "verdict", "window_s"} or None;
+        # quiet(pids, start, end): ignore that span of these processes' series (and of the
+        # process trees rooted at them), as a tool action disturbs it.
+        self.growth_of: Callable[[int, bool], dict | None] = lambda pid, children: None
+        self.quiet: Callable[[list[int], float, float], None] = lambda pids, start, end: None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -167,10 +180,16 @@ class WorkerPool:
         )
         with self._lock:
             self.runs[run_id] = run
-        threading.Thread(target=self._read_stdout, args=(run,), daemon=True).start()
-        threading.Thread(target=run.read_stderr, daemon=True).start()
+        run.readers = [
+            threading.Thread(target=self._read_stdout, args=(run,), daemon=True),
+            threading.Thread(target=run.read_stderr, daemon=True),
+        ]
+        for reader in run.readers:
+            reader.start()
         # The server records every run from its first sample; the monitor reads its caps there.
-        for pid, children in [(run.pid, True)] + [(s.pid, False) for s in services]:
+        # The worker alone too: its own growth, beside its workers' (shared_cache).
+        keep = [(run.pid, True), (run.pid, False)] + [(s.pid, False) for s in services]
+        for pid, children in keep:
             try:
                 self.sampler.keep(pid, children, owner=f"run:{run_id}")
             except errors.MemdashError:
@@ -197,27 +216,11 @@ class WorkerPool:
                 if run.state == "starting":
                     run.state = "running"
                     self._announce(run)
-            elif kind in ("capped", "done"):
-                run.reason = message.get("reason")
+            elif kind in ("capped", "done") and run.stop_requested is None:
+                # (a run memdash is stopping keeps the reason it was stopped for)
+                run.reason = message.get("reason") if kind == "capped" else run.time_cap()
             elif kind in ("leak_report", "heap_snapshot", "error"):
                 run.replies.put(message)
-
-    def leak_report(self, run_id: str, seconds: float) -> dict:
-        run = self.get(run_id)
-        if run.runtime != "python":
-            raise errors.BadRequest("a tracemalloc leak report needs a Python run")
-        return run.request({"cmd": "leak_report", "seconds": seconds}, seconds + 15)
-
-    def heap_snapshot(self, run_id: str) -> Path:
-        run = self.get(run_id)
-        if run.runtime != "node":
-            raise errors.BadRequest("a heap snapshot needs a Node run")
-        path = (
-            self.snapshot_dir
-            / f"{run.scenario}-{run.variant}-{run.pid}-{int(time.time())}.heapsnapshot"
-        )
-        run.request({"cmd": "heap_snapshot", "path": str(path)}, 120)
-        return path
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -245,6 +248,20 @@ class WorkerPool:
             self._end(run, "stopped", reason)
         return stopped
 
+    def clear_finished(self) -> list[str]:
+        """Forget the runs that have ended (and delete their heap snapshots); their ids."""
+        with self._lock:
+            gone = [run for run in self.runs.values() if not run.alive]
+            for run in gone:
+                del self.runs[run.run_id]
+        for run in gone:
+            for path in run.snapshots:
+                path.unlink(missing_ok=True)
+        cleared = [run.run_id for run in gone]
+        if cleared:
+            self.emit("runs_cleared", {"run_ids": cleared}, None)
+        return cleared
+
     def _end(self, run: Run, state: str, reason: str) -> None:
         """Kill the run's process group and services, wait, report ``state``."""
         with self._lock:
@@ -261,6 +278,11 @@ class WorkerPool:
         """Record how a run ended (once), release its watches and services, tell viewers."""
         procs.signal_group(run.proc, signal.SIGKILL)  # children that outlived the worker
         code = run.proc.wait()
+        # Its last words (a "capped" line, an out-of-memory message) before judging it: the
+        # pipes close once the whole process group is gone.
+        for reader in run.readers:
+            if reader is not threading.current_thread():
+                reader.join(timeout=2)
         with self._lock:
             if not run.alive:
                 return
@@ -271,8 +293,11 @@ class WorkerPool:
         run.close_stdin()
         self.sampler.release(f"run:{run.run_id}")
         self._announce(run)
+        mark = {"t": run.ended_at, "kind": MARK_KINDS[run.state], "label": run.reason}
+        self.emit("mark", {**mark, "run_id": run.run_id, "pid": run.pid}, None)
 
     def _announce(self, run: Run) -> None:
+        run.announced = run.signature()
         self.emit("run", run.to_dict(), None)
 
     # -- the monitor -------------------------------------------------------------------------
@@ -296,14 +321,17 @@ class WorkerPool:
             latest = self.sampler.latest(run.pid, children=True)
             if latest is not None:
                 run.rss = latest["rss"]
+            run.track(self.sampler, self._growth, now)
             if run.rss > run.max_rss:
                 self._end(
                     run,
                     "capped",
-                    f"rss {run.rss / 2**20:.0f} MiB over the {run.max_rss // 2**20} MiB cap",
+                    f"memory cap {run.max_rss // MiB} MiB (rss {run.rss / MiB:.0f} MiB)",
                 )
             elif now - run.started_at > run.max_seconds + 5:  # the worker's own cap failed
-                self._end(run, "capped", f"time cap of {run.max_seconds:g} s reached")
+                self._end(run, "capped", run.time_cap())
+            elif run.signature() != run.announced:  # a verdict or a process came or went
+                self._announce(run)
         total = sum(r.rss for r in alive if r.alive)
         if total > self.memory_budget:
             biggest = max((r for r in alive if r.alive), key=lambda r: r.rss)

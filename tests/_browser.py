@@ -45,3 +45,19 @@ def launch_chromium(playwright, **kwargs):
     args = CHROMIUM_ARGS + list(kwargs.pop("args", []))
     kwargs.setdefault("headless", True)
     return playwright.chromium.launch(executable_path=path, args=args, **kwargs)
+
+
+# Viewports the stage must work at: a 1280x720 projector, and the same projector at 150 %
+# browser zoom (a CSS viewport of 853x480 drawn at 1.5 device pixels per CSS pixel).
+PROJECTOR = {"viewport": {"width": 1280, "height": 720}, "device_scale_factor": 1}
+PROJECTOR_150 = {"viewport": {"width": 853, "height": 480}, "device_scale_factor": 1.5}
+
+
+def new_page(browser, view: dict = PROJECTOR):
+    """A page in a fresh context at `view`, recording page errors in ``page.errors``."""
+    context = browser.new_context(**view)
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.set_default_timeout(20_000)
+    return page

@@ -10,11 +10,12 @@ defined here (conftest has none yet).
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
 from _browser import launch_chromium
-from conftest import MiB, Server, wait_for
+from conftest import ROOT, MiB, Server, wait_for
 from playwright.sync_api import sync_playwright
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -109,6 +110,7 @@ def test_picker_filters_and_clicking_a_row_adds_a_watch(server, allocator, brows
     page = browser_page
     # Given an empty dashboard with the process list loaded
     page.goto(f"{server.url}/")
+    page.click("#picker-toggle")  # the picker is a drawer, folded away until opened
     page.wait_for_selector(".picker-row")
     unfiltered = page.locator(".picker-row").count()
 
@@ -144,6 +146,41 @@ def test_picker_filters_and_clicking_a_row_adds_a_watch(server, allocator, brows
     assert f"pid={allocator.pid}" not in page.url
 
 
+def test_the_page_loads_every_module_once_and_exposes_the_test_hook(server, browser_page):
+    page = browser_page
+    loaded: dict[str, int] = {}  # module file name -> HTTP status
+
+    def record(response) -> None:
+        if re.search(r"/static/(?:[0-9a-f]+/)?js/", response.url):  # paths may carry a version
+            loaded[response.url.rsplit("/", 1)[1]] = response.status
+
+    page.on("response", record)
+
+    # Given the page, loaded and connected
+    page.goto(f"{server.url}/")
+    page.wait_for_function("document.body.dataset.connection === 'connected'")
+    page.wait_for_selector("article.scenario")
+
+    # Then every module under static/js was fetched (none is dead) and every fetch worked
+    on_disk = {p.name for p in (ROOT / "static" / "js").glob("*.js")}
+    assert set(loaded) == on_disk, f"not loaded: {on_disk - set(loaded)}"
+    assert all(status == 200 for status in loaded.values()), loaded
+
+    # and the read-only test hook keeps its shape
+    assert page.evaluate("Object.keys(window.memdash).sort()") == [
+        "dropConnection",
+        "state",
+        "traces",
+    ]
+    assert page.evaluate("Object.keys(window.memdash.state).sort()") == [
+        "connection",
+        "runs",
+        "settings",
+        "watches",
+    ]
+    assert page.evaluate("Object.isFrozen(window.memdash)")
+
+
 def test_no_request_leaves_loopback(server, allocator, browser_page):
     page = browser_page
     urls: list[str] = []
@@ -154,13 +191,14 @@ def test_no_request_leaves_loopback(server, allocator, browser_page):
     page.goto(f"{server.url}/?pid={allocator.pid}&theme=light")
     wait_trace_points(page, allocator.pid)
     page.wait_for_selector("article.scenario")
+    page.click("#picker-toggle")
     page.fill("#picker-q", "python")
     page.wait_for_selector(".picker-row")
     page.click("#theme")
 
     # Then every request it made went to this machine
     assert urls, "no request was recorded"
-    assert any("/assets/plotly.min.js" in u for u in urls)
+    assert any(u.endswith("plotly.min.js") for u in urls)
     for url in urls:
         parts = urlsplit(url)
         if parts.scheme in ("data", "blob", "about"):
@@ -324,8 +362,8 @@ def test_compare_shows_diverging_runs_and_stop_all_ends_them(server, browser_pag
     page.wait_for_function(
         """() => {
             const names = window.memdash.traces().map(t => t.name);
-            return names.some(n => n.includes('unbounded_cache · leaky'))
-                && names.some(n => n.includes('unbounded_cache · fixed'));
+            return names.some(n => n.includes('unbounded_cache · python · leaky'))
+                && names.some(n => n.includes('unbounded_cache · python · fixed'));
         }"""
     )
     runs = page.evaluate(
@@ -340,7 +378,7 @@ def test_compare_shows_diverging_runs_and_stop_all_ends_them(server, browser_pag
 
     def diverged():
         ts = {
-            t["name"].split(" · ")[1].split(" ")[0]: t for t in traces(page) if " · " in t["name"]
+            t["name"].split(" · ")[2].split(" ")[0]: t for t in traces(page) if " · " in t["name"]
         }
         if "leaky" not in ts or "fixed" not in ts or not ts["leaky"]["y"] or not ts["fixed"]["y"]:
             return False
@@ -355,7 +393,7 @@ def test_compare_shows_diverging_runs_and_stop_all_ends_them(server, browser_pag
     # Then the runs list shows both as stopped (not running)
     for run_id in run_ids:
         page.wait_for_function(
-            "id => { const r = document.querySelector(`tr[data-run-id='${id}']`);"
+            "id => { const r = document.querySelector(`.run-row[data-run-id='${id}']`);"
             " return r && !['running', 'starting'].includes(r.dataset.state); }",
             arg=run_id,
         )
@@ -400,5 +438,6 @@ def test_crash_and_cap_are_annotated_on_the_chart(server, browser_page, no_runs_
     page.wait_for_function(
         "() => { const texts = (document.getElementById('chart').layout.annotations || [])"
         ".map(a => a.text).join(' | ');"
-        " return texts.includes('crashed') && texts.includes('capped'); }"
+        " return texts.includes('✖ leaky: ') && texts.includes('out of memory')"
+        " && texts.includes('▲ leaky: '); }"
     )

@@ -122,16 +122,16 @@ def test_one_sampler_serves_many_viewers(server, viewer_factory, allocator):
 
 
 def test_a_stalled_viewer_does_not_delay_the_others(server, viewer_factory, allocator):
-    # Given one viewer that stops reading its socket entirely
-    import socket as pysocket
+    # Given one viewer that connects properly, watches the process, then never reads again
+    import websocket
 
-    stalled = pysocket.create_connection(("127.0.0.1", server.port))
-    stalled.sendall(
-        b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
-        b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    stalled = websocket.create_connection(
+        f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket", timeout=5
     )
     try:
+        assert stalled.recv().startswith("0")  # engine.io open
+        stalled.send("40")  # join the default namespace
+        stalled.send(f'420["watch",{{"pid":{allocator.pid}}}]')
         healthy = viewer_factory()
         healthy.call("watch", {"pid": allocator.pid})
         # Then the healthy viewer still gets a steady stream

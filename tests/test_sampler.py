@@ -24,14 +24,15 @@ class Recorder:
         self.exits: list[dict] = []
         self.receivers: set[str | None] = set()  # who was sent samples or exits
 
-    def __call__(self, event: str, payload: dict | list, to: str | None) -> None:
+    def __call__(self, event: str, payload: dict | list, to: str | list[str] | None) -> None:
+        to = [to] if to is None or isinstance(to, str) else to
         with self.lock:
-            if event == "samples":  # a list of batches for the socket `to`
+            if event == "samples":  # a list of batches for the sockets `to`
                 self.samples += [(b["pid"], s) for b in payload for s in b["samples"]]
-                self.receivers.add(to)
+                self.receivers.update(to)
             elif event == "process_exit":
                 self.exits.append(payload)
-                self.receivers.add(to)
+                self.receivers.update(to)
 
     def detail_per_tick(self) -> collections.Counter:
         with self.lock:
@@ -191,6 +192,109 @@ def test_the_watch_limit_holds_under_concurrent_watches():
         with pytest.raises(errors.TooManyWatches):
             sampler.watch(other, False, "sid-1", limit=5)
         sampler.watch(other, False, "sid-2", limit=5)
+    finally:
+        sampler.stop()
+        for child in children:
+            child.kill()
+            child.wait()
+
+
+class ListSink:
+    """A sink that keeps what it is handed (and can be told to fail)."""
+
+    def __init__(self, fail: bool = False):
+        self.fail = fail
+        self.lock = threading.Lock()
+        self.samples: list[tuple[int, dict]] = []
+        self.exits: list[tuple[int, str]] = []
+
+    def flushed(self, batches):
+        with self.lock:
+            self.samples += [(target.pid, s) for target, samples in batches for s in samples]
+        if self.fail:
+            raise RuntimeError("a broken sink")
+
+    def exited(self, target, t, reason):
+        with self.lock:
+            self.exits.append((target.pid, reason))
+        if self.fail:
+            raise RuntimeError("a broken sink")
+
+
+def test_sinks_get_every_held_targets_samples_and_a_broken_one_stops_nothing(allocator, caplog):
+    # Given a process kept by an owner only (nobody watches it), a sink, and a broken sink
+    record, sink, broken = Recorder(), ListSink(), ListSink(fail=True)
+    sampler = Sampler(interval=0.05, emit=record)
+    sampler.add_sink(broken)
+    sampler.add_sink(sink)
+    sampler.keep(allocator.pid, False, owner="cli")
+    sampler.start()
+    try:
+        # Then both sinks get its samples, in order, though no socket receives anything
+        wait_for(lambda: len(sink.samples) >= 10, message="samples in the sink")
+        times = [s["t"] for _, s in sink.samples]
+        assert times == sorted(times) and {pid for pid, _ in sink.samples} == {allocator.pid}
+        assert record.samples == []
+        # And the broken sink was logged (not once per flush) while sampling went on
+        failures = [r for r in caplog.records if "sink" in r.getMessage()]
+        assert 1 <= len(failures) <= 2 and len(broken.samples) >= 10
+        # When the process exits, every sink is told, after its last samples
+        allocator.exit()
+        wait_for(lambda: sink.exits, message="exit in the sink")
+        assert sink.exits == [(allocator.pid, "exited")] and broken.exits == sink.exits
+    finally:
+        sampler.stop()
+
+
+def test_sockets_watching_the_same_targets_share_one_emit():
+    children = [subprocess.Popen(["sleep", "60"]) for _ in range(2)]
+    emits: list[tuple[str, tuple[str, ...], tuple[int, ...]]] = []
+
+    def emit(event, payload, to):
+        if event == "samples":
+            emits.append((event, tuple(sorted(to)), tuple(b["pid"] for b in payload)))
+
+    sampler = Sampler(interval=0.1, flush_interval=0.1, emit=emit)  # a flush every tick
+    a, b = (c.pid for c in children)
+    try:
+        # Given three viewers of the same two processes and one viewer of the first only
+        for sid in ("s1", "s2", "s3"):
+            sampler.watch(a, False, sid)
+            sampler.watch(b, False, sid)
+        sampler.watch(a, False, "s4")
+        # When the sampler reads and flushes once
+        sampler.tick()
+        # Then there are two messages: one to the group of three, one to the fourth
+        assert sorted(emits) == [
+            ("samples", ("s1", "s2", "s3"), (a, b)),
+            ("samples", ("s4",), (a,)),
+        ]
+    finally:
+        sampler.stop()
+        for child in children:
+            child.kill()
+            child.wait()
+
+
+def test_the_overall_target_limit_holds_and_idle_targets_make_room():
+    children = [subprocess.Popen(["sleep", "60"]) for _ in range(4)]
+    sampler = Sampler(interval=0.05, max_targets=2)
+    pids = [c.pid for c in children]
+    try:
+        # Given two processes held by two viewers (each under its own per-viewer limit)
+        sampler.watch(pids[0], False, "s1", limit=32)
+        sampler.keep(pids[1], False, owner="run:r1")
+        # Then a third is refused to anyone, with the limit's own error
+        with pytest.raises(errors.TooManyTargets):
+            sampler.watch(pids[2], False, "s2", limit=32)
+        with pytest.raises(errors.TooManyTargets):
+            sampler.keep(pids[2], False, owner="cli")
+        # But holding one that is sampled already is no new target
+        sampler.watch(pids[1], False, "s2", limit=32)
+        # And once a viewer leaves, its lingering target gives up its place
+        sampler.release("s1")
+        sampler.watch(pids[3], False, "s2", limit=32)
+        assert sorted(t.pid for t in sampler.targets()) == sorted(pids[1:2] + pids[3:4])
     finally:
         sampler.stop()
         for child in children:

@@ -330,7 +330,7 @@ def test_max_rss_cap_exits_3_with_a_capped_line(runs, runtime):
     # then: exit code 3 after a capped line naming the cap
     assert code == 3, run.stderr()
     capped = run.messages("capped")
-    assert len(capped) == 1 and "100 MiB cap" in capped[0]["reason"]
+    assert len(capped) == 1 and capped[0]["reason"].startswith("memory cap 100 MiB"), capped
     # and it stopped close to the cap, not far past it
     assert max(r for _, r in run.rss) < 130 * MB
 
@@ -364,12 +364,54 @@ def test_leak_report_points_at_the_scenario_file(runs):
     top = reports[0]["top"]
     # then: the biggest growth is the cache line of the scenario file
     assert 0 < len(top) <= 10
-    assert set(top[0]) == {"file", "line", "size_diff", "count_diff", "size", "count"}
+    keys = {"file", "line", "own", "size_diff", "count_diff", "size", "count", "via"}
+    assert set(top[0]) == keys
     assert top[0]["file"] == "dashboard/scenarios/unbounded_cache.py", top[0]
-    assert top[0]["size_diff"] > 1 * MB
+    assert top[0]["own"] and top[0]["size_diff"] > 1 * MB
+    # and it names the process it examined, with its RSS and traced heap over the window
+    assert reports[0]["pid"] == run.proc.pid
+    assert reports[0]["heap_diff"] > 1 * MB and "rss_diff" in reports[0]
     # and the unknown command got an error, without stopping the worker
     errors = run.messages("error")
     assert errors and "no_such_command" in errors[0]["message"]
+
+
+FOLDING = """
+import re, sys
+sys.path.insert(0, {root!r})
+from dashboard.scenarios._worker import Work, run
+
+kept = []
+
+
+def step(i):
+    kept.append(re.compile(f"(a|b){{i}}x"))  # allocates deep inside re/_parser.py
+
+
+run("unbounded_cache", lambda args: Work(step, 300))
+"""
+
+
+def test_leak_report_folds_the_standard_library_under_the_calling_line(tmp_path):
+    # given: a program whose leak allocates inside the standard library (re.compile)
+    script = tmp_path / "leaks_regexes.py"
+    script.write_text(FOLDING.format(root=str(REPO)))
+    argv = [sys.executable, str(script), "--variant", "leaky", "--duration", "20"]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(proc.stdout.readline())["type"] == "hello"
+        # when: a leak report is asked for
+        proc.stdin.write(json.dumps({"cmd": "leak_report", "seconds": 1.5}) + "\n")
+        proc.stdin.flush()
+        report = next(m for m in map(json.loads, proc.stdout) if m["type"] == "leak_report")
+    finally:
+        proc.kill()
+        proc.wait()
+    # then: the program's own line comes first, with re's frames folded under it
+    top = report["top"][0]
+    assert (top["file"], top["line"], top["own"]) == (str(script), 10, True), report["top"]
+    assert top["via"] and all(v["frame"].startswith("re/") for v in top["via"]), top
+    assert not any(s["file"].startswith("re/") and s["size_diff"] > 0 for s in report["top"])
 
 
 def test_node_heap_snapshot_writes_a_file(runs):
@@ -488,6 +530,9 @@ def test_catalogue_is_json_ready_and_in_order():
         assert set(c["code"]) == {"python", "node"}
         for text in ("title", "summary", "leaks", "why", "fix"):
             assert c[text]
+        # and speaker notes: what leaks, why, the fix, what to look at on the chart
+        assert list(c["notes"]) == ["what", "why", "fix", "look"], c["id"]
+        assert all(len(text) > 40 for text in c["notes"].values()), c["notes"]
 
 
 def test_scenario_runs_by_hand_from_its_module(tmp_path):
@@ -538,12 +583,13 @@ def test_workers_take_their_params_from_the_catalogue(scenario, runtime):
 def test_a_broken_catalogue_fails_at_load(tmp_path):
     good = json.loads(CATALOGUE_PATH.read_text())
     # given: the real catalogue with speaker notes added: then it loads, notes included
-    good["scenarios"][0]["notes"] = "Ask who has seen this in production."
+    # given: the real catalogue, one scenario without speaker notes: then it loads
+    del good["scenarios"][1]["notes"]
     path = tmp_path / "catalogue.json"
     path.write_text(json.dumps(good))
     variants, loaded = load_catalogue(path)
     assert variants == VARIANTS and list(loaded) == list(SCENARIOS)
-    assert loaded[IDS[0]].notes.startswith("Ask") and loaded[IDS[1]].notes == ""
+    assert loaded[IDS[0]].notes["what"] and loaded[IDS[1]].notes is None
     # given: one mistake each: then loading fails, naming it
     breakages = [
         (lambda c: c["scenarios"][0]["params"][0].update(default=10**9), "rate must be between"),
@@ -553,6 +599,8 @@ def test_a_broken_catalogue_fails_at_load(tmp_path):
         (lambda c: c["scenarios"][1].update(id=IDS[0]), "duplicate id"),
         (lambda c: c["scenarios"][0].update(runtimes=["ruby"]), "runtimes"),
         (lambda c: c["scenarios"][0]["params"].append(c["common_params"][0]), "duplicate param"),
+        (lambda c: c["scenarios"][0]["notes"].pop("look"), "notes must have the texts"),
+        (lambda c: c["scenarios"][0].update(notes="a string"), "notes must have the texts"),
     ]
     for breaks, message in breakages:
         broken = json.loads(CATALOGUE_PATH.read_text())

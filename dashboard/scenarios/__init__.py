@@ -31,18 +31,30 @@ stdout: JSON lines, one object each, flushed
      external, arrayBuffers). Python: tracemalloc current / peak; "external" only when the
      scenario knows what it holds outside the Python heap (offheap: mmapped bytes).
      shared_cache: summed over the parent and its workers.
-    {"type": "capped", "reason": "rss 513 MiB over the 512 MiB cap"}   then exit 3
+    {"type": "capped", "reason": "memory cap 512 MiB (rss 513 MiB)"}   then exit 3
     {"type": "done", "reason": "duration reached"}                     then exit 0
-    replies to commands (below); {"type": "error", "message": str} for bad or unknown ones.
+    replies to commands (below), each naming the "pid" of the process that ran it;
+    {"type": "error", "message": str, "pid": int} for bad or unknown ones.
 
 stdin: JSON-line commands (only read when stdin is a pipe or socket, never from a terminal)
+    Any command may carry "pid": a process other than the worker itself is one of its own
+    worker processes (shared_cache): the worker forwards the command to that child (on the
+    child's stdin, a pipe from its parent) and relays the child's reply (Python: the child's
+    stdout; Node: the IPC channel) to its own stdout; an unknown pid gets an error.
     {"cmd": "leak_report", "seconds": N}   Python only. Two tracemalloc snapshots N seconds apart
-        (0.1..60), compared by line, in a background thread; the scenario keeps running. Reply
-        {"type": "leak_report", "seconds": N, "top": [{"file", "line", "size_diff",
-        "count_diff", "size", "count"}, ... up to 10]}; "file" is relative to the directory
-        holding the dashboard package (e.g. "dashboard/scenarios/unbounded_cache.py").
+        (0.1..60), compared by traceback (NFRAMES deep), in a background thread; the scenario
+        keeps running. Each allocation is charged to the scenario's own line that led to it,
+        the standard library's and memdash's frames below that line folded under it. Reply
+        {"type": "leak_report", "pid", "seconds": N, "rss_diff", "heap_diff" (tracemalloc's
+        traced total), "top": [{"file", "line", "own": bool, "size_diff", "count_diff", "size",
+        "count", "via": [{"frame": "re/_parser.py:552", "size_diff"}]}, ... up to 10]}: the
+        scenario's own lines that grew first ("own"), then other places by growth; "file" is
+        relative to the directory holding the dashboard package (e.g.
+        "dashboard/scenarios/unbounded_cache.py") or to the standard library's.
     {"cmd": "heap_snapshot", "path": P}    Node only. v8.writeHeapSnapshot(P) (blocks the
-        worker meanwhile); reply {"type": "heap_snapshot", "path": P}.
+        worker meanwhile); reply {"type": "heap_snapshot", "path": P, "pid", "seconds",
+        "rss_diff", "heap_diff", "external_diff"}: how RSS, heapUsed and external moved over
+        the last seconds before the snapshot (a flat heap under a growing RSS: off-heap).
     EOF on stdin means memdash died: the worker exits at once.
 """
 
@@ -65,6 +77,7 @@ CATALOGUE_PATH = HERE / "catalogue.json"
 RUNTIMES = ("python", "node")  # the runtimes memdash knows how to start
 TYPES = ("int", "float")  # of a param
 NODE_MIN = (18, 3)  # util.parseArgs, used by node/_worker.js, came with 18.3
+NOTES = ("what", "why", "fix", "look")  # the keys of a scenario's speaker notes
 
 Number = Union[int, float]
 
@@ -91,7 +104,9 @@ class Scenario:
     fix: str
     runtimes: tuple
     params: tuple
-    notes: str = ""  # speaker notes, optional in catalogue.json
+    # speaker notes {"what", "why", "fix", "look"}: what leaks, why, the fix, what to look at
+    # on the chart; optional in catalogue.json
+    notes: Optional[dict] = None
 
 
 def _get(scenario_id: str) -> Scenario:
@@ -137,6 +152,12 @@ def load_catalogue(path: Path) -> tuple[tuple, dict]:
         problems = [f"param {p.name}: type {p.type!r}" for p in sc.params if p.type not in TYPES]
         if sc.id in found:
             problems.append("duplicate id")
+        if sc.notes is not None and (
+            not isinstance(sc.notes, dict)
+            or set(sc.notes) != set(NOTES)
+            or not all(isinstance(v, str) and v.strip() for v in sc.notes.values())
+        ):
+            problems.append(f"notes must have the texts {', '.join(NOTES)}")
         if not set(sc.runtimes) <= set(RUNTIMES):
             problems.append(f"runtimes {sc.runtimes}")
         if len(set(names)) < len(names):
@@ -263,4 +284,6 @@ def catalogue() -> list:
                 "code": {r: source_regions(sc.id, r) for r in sc.runtimes},
             }
         )
+        if sc.notes:
+            out[-1]["notes"] = {key: sc.notes[key] for key in NOTES}
     return out

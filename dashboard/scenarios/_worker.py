@@ -11,10 +11,12 @@ The protocol is documented in ``dashboard/scenarios/__init__.py``.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import stat
 import sys
+import sysconfig
 import threading
 import time
 import tracemalloc
@@ -24,7 +26,12 @@ from typing import Callable, Optional
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = 0.05  # seconds between ticks: the RSS cap is checked at least this often
 EXIT_CAPPED = 3
-_PKG_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Frames kept per allocation: enough to see past the standard library (re.compile is ~6 deep)
+# to the scenario line that called it, so a leak report can fold those frames under it.
+NFRAMES = 12
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_PKG_ROOT = os.path.dirname(os.path.dirname(_HERE))
+_STDLIB = os.path.normpath(sysconfig.get_paths()["stdlib"]) + os.sep
 _out_lock = threading.Lock()
 _reserve = None
 
@@ -39,6 +46,11 @@ class Work:
     external: Optional[Callable[[], int]] = None
     # shared_cache: latest stats of the child processes, [{"rss", "heap_used", "heap_total"}]
     children: Optional[Callable[[], list]] = None
+    # shared_cache: forward a command to the child process with this pid; False if none
+    relay: Optional[Callable[[int, dict], bool]] = None
+
+
+_work: Optional[Work] = None  # this process's work, once made (for relaying commands)
 
 
 def emit(obj: dict) -> None:
@@ -104,8 +116,10 @@ def run(scenario: str, make: Callable, *, doc=None):
     sys.excepthook = _die
     heap = not args.no_heap
     if heap:
-        tracemalloc.start(1)  # one frame per allocation: cheap, and enough for "file:line"
+        tracemalloc.start(NFRAMES)
     if args.child:
+        if _stdin_is_pipe():  # the parent's pipe: its commands, and EOF when it dies
+            threading.Thread(target=_read_commands, args=(heap,), daemon=True).start()
         return _run_child(args, make)
 
     emit(
@@ -120,7 +134,8 @@ def run(scenario: str, make: Callable, *, doc=None):
     if _stdin_is_pipe():  # run by hand from a terminal: no commands, no exit on EOF
         threading.Thread(target=_read_commands, args=(heap,), daemon=True).start()
 
-    work = make(args)
+    global _work
+    work = _work = make(args)
     cap = args.max_rss_mb * 2**20
     start = time.monotonic()
     next_heap = start + 1.0
@@ -131,7 +146,7 @@ def run(scenario: str, make: Callable, *, doc=None):
         if work.children is not None:
             rss += sum(c.get("rss", 0) for c in work.children())
         if rss > cap:
-            reason = f"rss {rss / 2**20:.0f} MiB over the {args.max_rss_mb:g} MiB cap"
+            reason = f"memory cap {args.max_rss_mb:g} MiB (rss {rss / 2**20:.0f} MiB)"
             emit({"type": "capped", "reason": reason})
             os._exit(EXIT_CAPPED)  # don't spend seconds freeing a huge heap
 
@@ -175,7 +190,7 @@ def _die(kind, value, tb):
         if out_of_memory and kind is not MemoryError:
             # Allocation failures deep in C code sometimes surface as a bare SystemError;
             # say what really happened, as the last line a reader (and memdash) sees.
-            sys.stderr.write("MemoryError: out of address space (RLIMIT_AS reached)\n")
+            sys.stderr.write("MemoryError: out of address space, RLIMIT_AS reached\n")
         sys.stderr.flush()
     finally:
         os._exit(1)
@@ -224,8 +239,14 @@ def _stdin_is_pipe() -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
+def _reply_error(message: str) -> None:
+    emit({"type": "error", "message": message, "pid": os.getpid()})
+
+
 def _read_commands(heap: bool) -> None:
-    """Background thread: one JSON command per line. EOF means memdash died: exit at once."""
+    """Background thread: one JSON command per line. EOF means memdash (for a shared_cache
+    worker: its parent) died: exit at once. A command whose "pid" is another process's is
+    forwarded to that child process (shared_cache), whose reply comes back on our stdout."""
     while True:
         line = sys.stdin.buffer.readline()
         if not line:
@@ -236,14 +257,22 @@ def _read_commands(heap: bool) -> None:
             cmd = json.loads(line)
             name = cmd.get("cmd") if isinstance(cmd, dict) else None
         except ValueError:
-            emit({"type": "error", "message": "not a JSON line"})
+            _reply_error("not a JSON line")
             continue
-        if name == "leak_report":
+        pid = cmd.get("pid") if isinstance(cmd, dict) else None
+        if pid is not None and pid != os.getpid():
+            deadline = time.monotonic() + 10  # its workers exist before make() has returned
+            while _work is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            relay = _work.relay if _work is not None else None
+            if relay is None or not relay(pid, cmd):
+                _reply_error(f"no process {pid!r} among this run's workers")
+        elif name == "leak_report":
             seconds = cmd.get("seconds", 5)
             if not heap:
-                emit({"type": "error", "message": "leak_report needs tracemalloc (no --no-heap)"})
+                _reply_error("leak_report needs tracemalloc (no --no-heap)")
             elif isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-                emit({"type": "error", "message": "leak_report: seconds must be a number"})
+                _reply_error("leak_report: seconds must be a number")
             else:
                 # Its own thread: the scenario keeps running and we keep watching for EOF.
                 seconds = min(max(float(seconds), 0.1), 60.0)
@@ -251,41 +280,93 @@ def _read_commands(heap: bool) -> None:
                 try:
                     t.start()
                 except RuntimeError as e:  # e.g. no address space left for a thread stack
-                    emit({"type": "error", "message": f"leak_report: {e}"})
+                    _reply_error(f"leak_report: {e}")
         elif name == "heap_snapshot":
-            emit({"type": "error", "message": "heap_snapshot is Node only; use leak_report"})
+            _reply_error("heap_snapshot is Node only; use leak_report")
         else:
-            emit({"type": "error", "message": f"unknown command: {name!r}"})
+            _reply_error(f"unknown command: {name!r}")
+
+
+def _own(filename: str) -> bool:
+    """A frame of the program's own code: a scenario file, or a script of the user's; not the
+    standard library, an installed package, memdash's runner (_worker.py), generated code."""
+    if filename.startswith(("<", _STDLIB)) or f"{os.sep}site-packages{os.sep}" in filename:
+        return False
+    if filename.startswith(os.path.dirname(_HERE) + os.sep):  # memdash's dashboard package
+        return os.path.dirname(filename) == _HERE and not os.path.basename(filename).startswith("_")
+    return True
 
 
 def _leak_report(seconds: float) -> None:
-    """Two tracemalloc snapshots `seconds` apart; the 10 lines that grew the most."""
+    """Two tracemalloc snapshots `seconds` apart, compared by traceback; each allocation is
+    charged to the scenario's own line that led to it, with the standard library's and
+    memdash's frames below it folded under that line ("via"). The scenario's lines that grew
+    come first, then what grew elsewhere; 10 at most. With RSS and the traced total, so a
+    growth outside the Python heap (mmap) can be told apart."""
     ignore = [
-        tracemalloc.Filter(False, tracemalloc.__file__),
+        # the report's own work (snapshots, their filters: fnmatch and re), at any depth
+        tracemalloc.Filter(False, tracemalloc.__file__, all_frames=True),
         tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"),
         tracemalloc.Filter(False, __file__),  # our own JSON lines and bookkeeping
     ]
+    for rule in ignore:  # compile the filters' patterns (fnmatch, re) before, not between
+        fnmatch.fnmatch(__file__, rule.filename_pattern)
     before = tracemalloc.take_snapshot().filter_traces(ignore)
+    # (read after the first snapshot and before the second: they are traced too)
+    rss_before, traced_before = rss_bytes(), tracemalloc.get_traced_memory()[0]
     time.sleep(seconds)
+    rss_after, traced_after = rss_bytes(), tracemalloc.get_traced_memory()[0]
     after = tracemalloc.take_snapshot().filter_traces(ignore)
-    top = []
-    for s in after.compare_to(before, "lineno")[:10]:
-        frame = s.traceback[0]
-        top.append(
+    sites: dict = {}
+    for stat_diff in after.compare_to(before, "traceback"):
+        if not stat_diff.size_diff and not stat_diff.count_diff:
+            continue  # did not change: not news
+        frames = list(reversed(stat_diff.traceback))  # the allocating frame first
+        site = next((f for f in frames if _own(f.filename)), None)
+        key = (site or frames[0]).filename, (site or frames[0]).lineno
+        entry = sites.setdefault(
+            key,
             {
-                "file": _short(frame.filename),
-                "line": frame.lineno,
-                "size_diff": s.size_diff,
-                "count_diff": s.count_diff,
-                "size": s.size,
-                "count": s.count,
-            }
+                "file": _short(key[0]),
+                "line": key[1],
+                "own": site is not None,
+                "size_diff": 0,
+                "count_diff": 0,
+                "size": 0,
+                "count": 0,
+                "via": {},
+            },
         )
-    emit({"type": "leak_report", "seconds": seconds, "top": top})
+        for name in ("size_diff", "count_diff", "size", "count"):
+            entry[name] += getattr(stat_diff, name)
+        if site is not None and frames[0] is not site:  # allocated below the scenario's line
+            via = f"{_short(frames[0].filename)}:{frames[0].lineno}"
+            entry["via"][via] = entry["via"].get(via, 0) + stat_diff.size_diff
+    ranked = sorted(
+        sites.values(), key=lambda e: (not (e["own"] and e["size_diff"] > 0), -e["size_diff"])
+    )
+    top = []
+    for entry in ranked[:10]:
+        via = sorted(((f, n) for f, n in entry["via"].items() if n > 0), key=lambda kv: -kv[1])[:3]
+        entry["via"] = [{"frame": frame, "size_diff": size} for frame, size in via]
+        top.append(entry)
+    emit(
+        {
+            "type": "leak_report",
+            "pid": os.getpid(),
+            "seconds": seconds,
+            "rss_diff": rss_after - rss_before,
+            "heap_diff": traced_after - traced_before,
+            "top": top,
+        }
+    )
 
 
 def _short(path: str) -> str:
-    """dashboard/scenarios/x.py rather than an absolute path, when it is ours."""
+    """dashboard/scenarios/x.py rather than an absolute path, when it is ours; re/_parser.py
+    for the standard library's."""
+    if path.startswith(_STDLIB):
+        return os.path.relpath(path, _STDLIB)
     if path.startswith(_PKG_ROOT + os.sep):
         return os.path.relpath(path, _PKG_ROOT)
     return path

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from dashboard.scenarios._worker import Work, run
+from dashboard.scenarios._worker import Work, emit, run
 
 # region leaky
 # Every worker caches what it looked up in its own dict. The keys are the same in
@@ -97,7 +97,8 @@ def make_child(args):
 
 
 def make_parent(args):
-    """Start the workers; collect the stats they print (RSS, heap) for the cap and heap line."""
+    """Start the workers; collect the stats they print (RSS, heap) for the cap and heap line,
+    pass memdash's commands for one of them on (its stdin) and its replies back (our stdout)."""
     stats = {}
     argv = [sys.executable, "-m", "dashboard.scenarios.shared_cache", "--child"]
     argv += [a for a in sys.argv[1:] if a != "--child"] + ["--parent-pid", str(os.getpid())]
@@ -108,20 +109,37 @@ def make_parent(args):
             if child.poll() is not None:
                 raise RuntimeError(f"worker {child.pid} exited with code {child.returncode}")
 
+    def relay(pid, command):
+        child = next((c for c in children if c.pid == pid), None)
+        if child is None:
+            return False
+        try:
+            child.stdin.write(json.dumps(command).encode() + b"\n")
+            child.stdin.flush()
+        except OSError:
+            return False
+        return True
+
+    # stdin: a pipe, for our commands and so that it sees EOF when we die
     for n in range(args.workers):
-        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         threading.Thread(target=follow, args=(child, n, stats), daemon=True).start()
         children.append(child)
     while len(stats) < args.workers:  # start the clock once every worker is up
         time.sleep(0.05)
         check(0)
 
-    return Work(check, 4, children=lambda: list(stats.values()))
+    return Work(check, 4, children=lambda: list(stats.values()), relay=relay)
 
 
 def follow(child, n, stats):
+    """A worker's stdout: its stats, and replies to commands, which go on to memdash."""
     for line in child.stdout:
-        stats[n] = json.loads(line)
+        message = json.loads(line)
+        if message.get("type") == "child":
+            stats[n] = message
+        else:
+            emit(message)
     stats.pop(n, None)
 
 

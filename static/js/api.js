@@ -1,7 +1,7 @@
 // REST calls. Every server error has the shape {"error": {"code", "message"}};
 // this turns it (and network failures) into an ApiError the toast can show.
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(code, message, status) {
     super(message);
     this.code = code;

@@ -1,50 +1,45 @@
-// The memory chart. Plotly is global (classic script at /assets/plotly.min.js).
+// The memory chart: one Plotly trace per watch and series of the selected metric (RSS +
+// heap draws three per process). Plotly is global (classic script at /assets/plotly.min.js).
 //
-// Performance model: samples are queued as they arrive and applied at most ~10 times a
-// second (less at long windows, see flushInterval) from a requestAnimationFrame loop with
-// ONE Plotly.extendTraces call covering every trace; per-trace maxPoints trims each trace to
-// the time window. Plotly.react (a full redraw) only happens on structural changes: watch
-// added/removed/renamed, metric, window, axis, theme, align mode, resume after pause.
-//
-// Units on the chart: y in MiB (the axis says so; hover shows humanised bytes), x is local
-// wall-clock time, or seconds since a run's start in "align at start" mode.
+// Performance model: new samples are queued per watch and applied in ONE
+// Plotly.extendTraces call covering every trace, with per-trace maxPoints trimming each
+// trace to the time window; when that happens is chart-scheduler.js's business.
+// Plotly.react (a full redraw) only happens on structural changes: watch
+// added/removed/renamed, metric, window, axis, theme, align mode, resume after pause, and
+// when the data outgrows its axis unit (KiB -> MiB) or the log axis' range.
 
-import { formatBytes, MIB, toPlotTime } from "./format.js";
-import { METRICS, state } from "./state.js";
+import { layout, timeStep, toPlotTime, xTicks } from "./chart-axes.js";
+import { Colours, dashOf } from "./chart-colours.js";
+import { capLines, Marks } from "./chart-marks.js";
+import { RedrawScheduler } from "./chart-scheduler.js";
+import { axisUnit, formatBytes } from "./format.js";
+import { runById, SERIES_LABELS, seriesOf, state } from "./state.js";
 
-// Redraws happen at most every 100 ms. Each extendTraces makes Plotly re-process every
-// point shown, so at long windows (where a line moves less than a pixel in 100 ms) redraw
-// about once per pixel of movement instead, up to once a second: same look, a fraction of
-// the script time (benchmarks/bench_page.py --seconds 330).
-const MIN_FLUSH_MS = 100;
-const MAX_FLUSH_MS = 1000;
-const ALL_WINDOW_GUESS_S = 900; // "all" has no fixed span; treat it like the longest window
+const PLOT_CONFIG = { responsive: true, displaylogo: false, displayModeBar: false };
+const AXIS_MARGINS_PX = 130;
+const STYLE = { rss: { width: 3, opacity: 1 }, heap_used: { width: 2.5, opacity: 0.8 }, heap_total: { width: 1.5, opacity: 0.55 } };
 
-// Colour-blind-friendly-ish palettes; reds and greens are kept for leaky/fixed runs.
-const PALETTE = {
-  dark: ["#4ea1ff", "#ffb347", "#c792ff", "#36d6e7", "#f5e050", "#ff7eb6", "#a0a8ff", "#e0e0e0", "#ffd0a0", "#7fdbca"],
-  light: ["#1f5fbf", "#c25e00", "#7b3fbf", "#00838f", "#8a7300", "#c2185b", "#3949ab", "#424242", "#8d4a00", "#00695c"],
-};
-const RUN_COLOURS = {
-  dark: { leaky: ["#ff5c5c", "#ff8a65", "#f06292"], fixed: ["#4cdc8a", "#aee571", "#26c6a0"] },
-  light: { leaky: ["#c62828", "#d84315", "#ad1457"], fixed: ["#1b7f3b", "#558b2f", "#00796b"] },
-};
-
-function cssVar(name) {
-  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+function escapeHtml(s) {
+  return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 }
 
 export class Chart {
   constructor(el) {
     this.el = el;
-    this.traces = [];           // what is plotted, in trace order: {key, pid, children, t: [], y: []} (t epoch s, y bytes)
+    this.traces = [];           // plotted, in trace order: {key, pid, children, series, t: [], y: []} (t epoch s, y bytes)
     this.pending = new Map();   // watch key -> samples not yet drawn
-    this.dirty = true;          // next frame does a full rebuild
-    this.marks = [];            // annotations: {key, t, text, kind}
-    this.colours = new Map();   // watch key -> palette index, stable while the watch lives
+    this.marks = new Marks();
+    this.colours = new Colours();
     this.frozenAt = null;       // newest t when paused; rebuilds while paused stop there
-    this.lastFlush = 0;
-    this.frameQueued = false;
+    this.frame = { unit: axisUnit(0), yLo: 0, yHi: 0, step: 0, empty: true };
+    this.redraws = new RedrawScheduler(
+      (full) => (full ? this.rebuild() : !state.settings.paused && this.extend()),
+      () => this.el.clientWidth,
+    );
+    // Plotly's `responsive` follows window resizes only; the stage also changes size when
+    // the bars wrap, presenter mode toggles or the side column changes (and the time ticks
+    // follow the width).
+    new ResizeObserver(() => this.el.data && this.invalidate()).observe(this.el);
   }
 
   // ---- inputs -------------------------------------------------------------
@@ -53,7 +48,6 @@ export class Chart {
   push(watch, samples, inOrder = true) {
     if (!samples.length) return;
     if (state.settings.paused) return; // buffered in the Watch already; resume rebuilds
-    const metric = state.settings.metric;
     const traced = this.traces.some((t) => t.key === watch.key);
     if (!inOrder || (!traced && this.qualifies(watch))) {
       this.invalidate();
@@ -62,28 +56,22 @@ export class Chart {
     if (!traced) return;
     let q = this.pending.get(watch.key);
     if (!q) this.pending.set(watch.key, (q = []));
-    for (const s of samples) if (s[metric] !== undefined) q.push(s);
-    this.schedule();
+    q.push(...samples);
+    this.redraws.request();
   }
 
   /** Something structural changed: rebuild on the next frame. */
   invalidate() {
-    this.dirty = true;
-    this.schedule();
+    this.redraws.invalidate();
   }
 
-  /** Add a chart annotation (process exit, run start/stop/cap/crash). */
+  /** Add a chart mark; `key` null for one not tied to a watch (a tool action). */
   mark(key, t, text, kind) {
-    if (this.marks.some((m) => m.key === key && m.kind === kind && Math.abs(m.t - t) < 0.5)) return;
-    this.marks.push({ key, t, text, kind });
-    if (this.marks.length > 200) this.marks.shift();
-    this.invalidate();
+    if (this.marks.add(key, t, text, kind)) this.invalidate();
   }
 
   unmark(key, kind) {
-    const before = this.marks.length;
-    this.marks = this.marks.filter((m) => !(m.key === key && m.kind === kind));
-    if (this.marks.length !== before) this.invalidate();
+    if (this.marks.remove(key, kind)) this.invalidate();
   }
 
   setPaused(paused) {
@@ -92,48 +80,41 @@ export class Chart {
     if (!paused) this.invalidate();
   }
 
-  // ---- frame loop ---------------------------------------------------------
+  colourOf(w) { return this.colours.of(w); }
 
-  schedule() {
-    if (this.frameQueued) return;
-    this.frameQueued = true;
-    requestAnimationFrame((now) => this.frame(now));
+  runColour(run) { return this.colours.ofRun(run); }
+
+  forget(key) {
+    this.colours.forget(key);
+    this.marks.remove(key);
+    this.pending.delete(key);
+    this.invalidate();
   }
 
-  frame(now) {
-    this.frameQueued = false;
-    if (now - this.lastFlush < this.flushInterval()) { this.schedule(); return; }
-    this.lastFlush = now;
-    if (this.dirty) this.rebuild();
-    else if (!state.settings.paused) this.extend();
-  }
+  // ---- what is plotted where ------------------------------------------------
 
-  flushInterval() {
-    if (this.dirty) return MIN_FLUSH_MS; // structural changes show at once
-    const spanMs = (state.settings.window || ALL_WINDOW_GUESS_S) * 1000;
-    const plotPx = Math.max(300, this.el.clientWidth - 120); // minus the axis margins
-    return Math.min(MAX_FLUSH_MS, Math.max(MIN_FLUSH_MS, spanMs / plotPx));
-  }
-
-  // ---- drawing ------------------------------------------------------------
-
-  /** A watch gets a trace if it has (or can get) the metric and fits the align mode. */
-  qualifies(w) {
+  /** The series of watch `w` drawn for the selected metric ([] when none fits). */
+  seriesFor(w) {
     const s = state.settings;
-    if (s.align && !this.startOf(w)) return false;
-    if (s.metric === "heap_used") return w.has("heap_used");
-    return true;
+    if (s.align && !this.startOf(w)) return [];
+    const want = seriesOf(s.metric);
+    if (want.length === 1) return want[0] !== "heap_used" || w.has("heap_used") ? want : [];
+    return want.filter((k) => k === "rss" || w.has(k));
   }
+
+  qualifies(w) { return this.seriesFor(w).length > 0; }
 
   /** Run start time for align mode (helpers like redis align to their run). */
   startOf(w) {
-    const runId = w.runId || w.extraOf;
-    const run = runId ? state.runs.get(runId) : null;
+    const run = runById(w.runId || w.extraOf);
     return run && run.started_at ? run.started_at : null;
   }
 
+  /** x of time t for watch w (null: a mark without a watch cannot be aligned). */
   xOf(w, t) {
-    return state.settings.align ? t - this.startOf(w) : toPlotTime(t);
+    if (!state.settings.align) return toPlotTime(t);
+    const start = w ? this.startOf(w) : null;
+    return start === null ? null : t - start;
   }
 
   cutoff() {
@@ -142,78 +123,104 @@ export class Chart {
     return win ? newest - win : -Infinity;
   }
 
-  colourOf(w) {
-    const theme = state.settings.theme;
-    const run = w.run;
-    if (run && RUN_COLOURS[theme][run.variant]) {
-      // Several runs of one variant get shades of the same hue, in run order.
-      const same = [...state.watches.values()].filter((o) => o.run && o.run.variant === run.variant);
-      const shades = RUN_COLOURS[theme][run.variant];
-      return shades[Math.max(0, same.indexOf(w)) % shades.length];
-    }
-    if (!this.colours.has(w.key)) {
-      const used = new Set(this.colours.values());
-      let i = 0;
-      while (used.has(i)) i++;
-      this.colours.set(w.key, i);
-    }
-    const pal = PALETTE[theme];
-    return pal[this.colours.get(w.key) % pal.length];
+  /** Seconds shown: the window, or less while the data is younger than it. */
+  span() {
+    let lo = Infinity, hi = -Infinity;
+    for (const tr of this.traces) if (tr.t.length) { lo = Math.min(lo, tr.t[0]); hi = Math.max(hi, tr.t[tr.t.length - 1]); }
+    const data = hi > lo ? hi - lo : 1;
+    return state.settings.window ? Math.min(state.settings.window, data) : data;
   }
 
-  forget(key) {
-    this.colours.delete(key);
-    this.marks = this.marks.filter((m) => m.key !== key);
-    this.pending.delete(key);
-    this.invalidate();
+  plotPx() { return Math.max(200, this.el.clientWidth - AXIS_MARGINS_PX); }
+
+  decorations() {
+    const s = state.settings;
+    const fontPx = s.present ? 18 : 15;
+    const plotPx = this.plotPx();
+    const view = {
+      traced: new Set(this.traces.map((t) => t.key)),
+      colourOf: (w) => this.colourOf(w),
+      xOf: (w, t) => this.xOf(w, t),
+      pxPer: plotPx / (this.span() * (s.align ? 1 : 1000)),
+      unit: this.frame.unit,
+      fontPx,
+    };
+    const caps = capLines(view);
+    return { annotations: [...this.marks.annotations(this.cutoff(), view), ...caps.annotations], shapes: caps.shapes };
   }
+
+  // ---- drawing ------------------------------------------------------------
 
   rebuild() {
-    this.dirty = false;
     this.pending.clear();
-    const metric = state.settings.metric;
     const cut = this.cutoff();
     const end = this.frozenAt ?? Infinity;
-    const data = [];
+    const two = seriesOf(state.settings.metric).length > 1;
     this.traces = [];
     for (const w of state.watches.values()) {
-      if (!this.qualifies(w)) continue;
-      const t = [], y = [];
-      for (const s of w.samples) {
-        if (s.t < cut || s.t > end || s[metric] === undefined) continue;
-        t.push(s.t); y.push(s[metric]);
+      for (const series of this.seriesFor(w)) {
+        const t = [], y = [];
+        for (const s of w.samples) {
+          if (s.t < cut || s.t > end || s[series] === undefined) continue;
+          t.push(s.t); y.push(s[series]);
+        }
+        this.traces.push({ key: w.key, pid: w.pid, children: w.children, series, t, y, name: two ? `${w.label} · ${SERIES_LABELS[series]}` : w.label });
       }
-      this.traces.push({ key: w.key, pid: w.pid, children: w.children, t, y });
-      const colour = this.colourOf(w);
-      data.push({
+    }
+    this.measure();
+    const f = this.frame;
+    const data = this.traces.map((tr) => {
+      const w = state.watches.get(tr.key);
+      const st = STYLE[tr.series] || STYLE.rss;
+      return {
         type: "scatter",
         mode: "lines",
-        name: w.label,
-        x: t.map((v) => this.xOf(w, v)),
-        y: y.map((v) => v / MIB),
-        text: y.map(formatBytes),
-        line: { color: colour, width: 3, dash: w.exited ? "dot" : "solid" },
-        hovertemplate: `%{text}<extra>${escapeHtml(w.label)}</extra>`,
-        meta: { key: w.key },
-      });
+        name: tr.name,
+        x: tr.t.map((v) => this.xOf(w, v)),
+        y: tr.y.map((v) => v / f.unit.size),
+        text: tr.y.map(formatBytes),
+        opacity: w.exited ? st.opacity * 0.6 : st.opacity,
+        line: { color: this.colourOf(w), width: st.width, dash: dashOf(w.run, !!w.extraOf) },
+        hovertemplate: `%{text}<extra>${escapeHtml(tr.name)}</extra>`,
+        meta: { key: w.key, series: tr.series },
+      };
+    });
+    Plotly.react(this.el, data, layout({ ...f, ...this.decorations(), span: this.span(), plotPx: this.plotPx() }), PLOT_CONFIG);
+  }
+
+  /** The axis facts of the plotted data: unit, range (log axis), tick step, emptiness. */
+  measure() {
+    let lo = Infinity, hi = 0, n = 0;
+    for (const tr of this.traces) for (const v of tr.y) { n++; if (v < lo) lo = v; if (v > hi) hi = v; }
+    const unit = axisUnit(hi);
+    this.frame = { unit, yLo: n ? lo / unit.size : 0, yHi: n ? hi / unit.size : 0, step: timeStep(this.span(), this.plotPx()), empty: n === 0 };
+  }
+
+  /** True when new values need another axis (unit, or outside the log range). */
+  outgrows(values) {
+    const f = this.frame;
+    if (f.empty) return values.length > 0;
+    for (const v of values) {
+      if (axisUnit(v).size > f.unit.size) return true;
+      if (state.settings.log && (v / f.unit.size < f.yLo || v / f.unit.size > f.yHi)) return true;
     }
-    Plotly.react(this.el, data, this.layout(), { responsive: true, displaylogo: false, displayModeBar: false });
+    return false;
   }
 
   extend() {
     if (!this.pending.size) return;
     const cut = this.cutoff();
-    const indices = [], xs = [], ys = [], texts = [], maxp = [];
-    const metric = state.settings.metric;
+    const f = this.frame;
+    const indices = [], xs = [], ys = [], texts = [], maxp = [], added = [];
     this.traces.forEach((tr, i) => {
       const w = state.watches.get(tr.key);
       if (!w) return;
-      const add = this.pending.get(tr.key) || [];
       const nx = [], ny = [], nt = [];
-      for (const s of add) {
-        const v = s[metric];
-        tr.t.push(s.t); tr.y.push(v);
-        nx.push(this.xOf(w, s.t)); ny.push(v / MIB); nt.push(formatBytes(v));
+      for (const s of this.pending.get(tr.key) || []) {
+        const v = s[tr.series];
+        if (v === undefined) continue;
+        tr.t.push(s.t); tr.y.push(v); added.push(v);
+        nx.push(this.xOf(w, s.t)); ny.push(v / f.unit.size); nt.push(formatBytes(v));
       }
       let drop = 0;
       while (drop < tr.t.length && tr.t[drop] < cut) drop++;
@@ -222,102 +229,21 @@ export class Chart {
       indices.push(i); xs.push(nx); ys.push(ny); texts.push(nt); maxp.push(tr.t.length);
     });
     this.pending.clear();
+    if (this.outgrows(added)) { this.invalidate(); return; }
     if (indices.length) {
       Plotly.extendTraces(this.el, { x: xs, y: ys, text: texts }, indices, { x: maxp, y: maxp, text: maxp });
     }
+    const step = timeStep(this.span(), this.plotPx());
+    const update = {};
+    if (step !== f.step) {
+      f.step = step;
+      for (const [k, v] of Object.entries(xTicks(state.settings.align, this.span(), this.plotPx()))) update[`xaxis.${k}`] = v;
+    }
     // Marks that scrolled out of the window would stretch the x axis: drop them from view.
-    if (this.visibleMarks !== undefined && this.marks.some((m) => m.t < cut && this.visibleMarks.has(m))) {
-      Plotly.relayout(this.el, { annotations: this.annotations() });
+    if (this.marks.scrolledOut(cut) || Object.keys(update).length) {
+      const d = this.decorations();
+      Plotly.relayout(this.el, { ...update, annotations: d.annotations, shapes: d.shapes });
     }
-  }
-
-  annotations() {
-    const s = state.settings;
-    const cut = this.cutoff();
-    this.visibleMarks = new Set();
-    const out = [];
-    const placed = []; // x of marks already placed: stack labels that would overlap
-    for (const m of this.marks) {
-      const w = state.watches.get(m.key);
-      if (!w || m.t < cut || !this.traces.some((t) => t.key === m.key)) continue;
-      this.visibleMarks.add(m);
-      const v = valueNear(w, s.metric, m.t);
-      const colour = this.colourOf(w);
-      const x = this.xOf(w, m.t);
-      const near = placed.filter((p) => Math.abs(p - x) < (s.align ? 2 : 2000)).length;
-      placed.push(x);
-      const a = {
-        x,
-        text: m.text,
-        showarrow: true,
-        arrowhead: 2,
-        arrowcolor: colour,
-        ax: 80 * near, // side by side when several marks share a moment (e.g. compare starts)
-        ay: -36 - 30 * near,
-        font: { color: colour, size: 15 },
-        bgcolor: cssVar("--bg-elev") || "#000",
-        bordercolor: colour,
-        borderpad: 3,
-      };
-      if (v === undefined) { a.yref = "paper"; a.y = 1; }
-      else a.y = s.log ? Math.log10(Math.max(v / MIB, 1e-6)) : v / MIB;
-      out.push(a);
-    }
-    return out;
-  }
-
-  layout() {
-    const s = state.settings;
-    const fg = cssVar("--fg") || "#eee";
-    const grid = cssVar("--grid") || "#444";
-    const metricLabel = (METRICS.find((m) => m.id === s.metric) || METRICS[0]).label;
-    return {
-      // uirevision: keep user zoom across data updates, reset it when the view changes.
-      uirevision: `${s.metric}|${s.window}|${s.log}|${s.align}`,
-      paper_bgcolor: cssVar("--bg-elev") || "#111",
-      plot_bgcolor: cssVar("--bg-elev") || "#111",
-      font: { color: fg, size: 16, family: cssVar("--font") || "sans-serif" },
-      // r: room for half of the newest x tick label ("12:34:56"). With less, automargin
-      // widens the right margin each time a new tick appears at the edge and shrinks it back
-      // over the next frames: every change costs a second full Plotly pass and makes the plot
-      // area jitter sideways.
-      margin: { l: 80, r: 56, t: 16, b: 56 },
-      showlegend: true,
-      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 17 } },
-      hovermode: "closest",
-      hoverlabel: { font: { size: 16 } },
-      xaxis: {
-        type: s.align ? "linear" : "date",
-        title: { text: s.align ? "seconds since run start" : "" },
-        gridcolor: grid,
-        linecolor: grid,
-        zeroline: false,
-        automargin: true,
-        // "allow": Plotly's default ("hide past div") measures every tick label's box once per
-        // label on every redraw (O(labels²) forced layouts); the margins keep labels inside.
-        ticklabeloverflow: "allow",
-        // Wall-clock seconds; sub-second ticks (first seconds of a watch) need milliseconds.
-        tickformatstops: s.align ? [] : [
-          { dtickrange: [null, 999], value: "%H:%M:%S.%L" },
-          { dtickrange: [1000, null], value: "%H:%M:%S" },
-        ],
-      },
-      yaxis: {
-        type: s.log ? "log" : "linear",
-        title: { text: `${metricLabel} (MiB)` },
-        gridcolor: grid,
-        linecolor: grid,
-        zeroline: false,
-        automargin: true,
-        ticklabeloverflow: "allow", // as on the x axis
-        rangemode: s.log ? "normal" : "tozero",
-        tickformat: s.log ? "" : ",~f",
-        // Plotly's log ticks label minor ticks with bare digits ("2", "5"): confusing on a
-        // projector. Give it 1-2-5 ticks with full numbers; ones outside the range are ignored.
-        ...(s.log ? { tickmode: "array", tickvals: LOG_TICKS, ticktext: LOG_TICKS.map(fmtTick) } : {}),
-      },
-      annotations: this.annotations(),
-    };
   }
 
   /** Read-only view of the plotted data for tests: bytes and epoch seconds. */
@@ -327,34 +253,13 @@ export class Chart {
       return {
         pid: tr.pid,
         children: tr.children,
-        name: w ? w.label : String(tr.pid),
-        metric: state.settings.metric,
+        name: tr.name,
+        metric: tr.series,
+        colour: w ? this.colourOf(w) : null,
+        dash: w ? dashOf(w.run, !!w.extraOf) : null,
         x: tr.t.slice(),
         y: tr.y.slice(),
       };
     });
   }
-}
-
-const LOG_TICKS = [];
-for (let e = -3; e <= 7; e++) for (const m of [1, 2, 5]) LOG_TICKS.push(Number((m * 10 ** e).toPrecision(3)));
-
-function fmtTick(v) {
-  return v < 1 ? String(v) : v.toLocaleString("en-US");
-}
-
-function valueNear(w, metric, t) {
-  let best, bestD = Infinity;
-  for (let i = w.samples.length - 1; i >= 0; i--) {
-    const s = w.samples[i];
-    if (s[metric] === undefined) continue;
-    const d = Math.abs(s.t - t);
-    if (d < bestD) { best = s[metric]; bestD = d; }
-    if (s.t < t - 5) break;
-  }
-  return best;
-}
-
-function escapeHtml(s) {
-  return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 }

@@ -3,7 +3,7 @@
 // server backfills exactly the gap and Watch.merge drops any overlap: no hole, no duplicates.
 
 import { toApiError } from "./api.js";
-import { emit, state, Watch, watchKey } from "./state.js";
+import { addSamples, confirmWatch, dropWatch, emit, markExited, putWatch, state, watchKey } from "./state.js";
 import { showError } from "./toast.js";
 
 const ACK_TIMEOUT_MS = 10000;
@@ -43,26 +43,17 @@ async function sendWatch(w) {
   try {
     const resp = await request("watch", payload);
     if (state.watches.get(w.key) !== w) return; // removed while the ack was in flight
-    w.process = resp.process || w.process;
-    const first = !w.confirmed;
-    w.confirmed = true;
-    const { added, inOrder } = w.merge(resp.samples || []);
-    if (first) emit("watch-changed", w);
-    emit("samples", { watch: w, added, inOrder });
+    confirmWatch(w, resp.process, resp.samples);
   } catch (err) {
     if (state.watches.get(w.key) !== w) return;
     if (w.confirmed && GONE.has(err.code)) {
       // It died while we were away: keep its history on screen.
-      w.exited = { t: w.lastT ?? Date.now() / 1000, reason: "exited" };
-      emit("watch-exit", w);
+      markExited(w, w.lastT ?? Date.now() / 1000);
       return;
     }
     showError(err, `watch ${w.pid}`);
-    if (!w.confirmed) {
-      // A pid that never worked (bad pid in URL, typo): drop it, keep the page going.
-      state.watches.delete(w.key);
-      emit("watch-removed", w);
-    }
+    // A pid that never worked (bad pid in URL, typo): drop it, keep the page going.
+    if (!w.confirmed) dropWatch(w);
   }
 }
 
@@ -71,26 +62,14 @@ async function sendWatch(w) {
  * the watch is sent when the socket connects.
  */
 export function addWatch(pid, children = false, { runId = null, extraOf = null } = {}) {
-  const key = watchKey(pid, children);
-  let w = state.watches.get(key);
-  if (w) {
-    if (runId && !w.runId) { w.runId = runId; emit("watch-changed", w); }
-    return w;
-  }
-  w = new Watch(pid, children);
-  w.runId = runId;
-  w.extraOf = extraOf;
-  state.watches.set(key, w);
-  emit("watch-added", w);
-  if (socket && socket.connected) sendWatch(w);
-  return w;
+  const { watch, added } = putWatch(pid, children, { runId, extraOf });
+  if (added && socket && socket.connected) sendWatch(watch);
+  return watch;
 }
 
 export async function removeWatch(key) {
   const w = state.watches.get(key);
-  if (!w) return;
-  state.watches.delete(key);
-  emit("watch-removed", w);
+  if (!w || !dropWatch(w)) return;
   if (socket && socket.connected && w.confirmed && !w.exited) {
     try { await request("unwatch", { pid: w.pid, children: w.children }); } catch (err) {
       if (!GONE.has(err.code)) showError(err, `unwatch ${w.pid}`);
@@ -100,16 +79,17 @@ export async function removeWatch(key) {
 
 function onSamples(msg) {
   const w = state.watches.get(watchKey(msg.pid, msg.children));
-  if (!w || !msg.samples || !msg.samples.length) return;
-  const { added, inOrder } = w.merge(msg.samples);
-  if (added.length) emit("samples", { watch: w, added, inOrder });
+  if (w && msg.samples) addSamples(w, msg.samples);
+}
+
+function onGrowth(msg) {
+  const w = state.watches.get(watchKey(msg.pid, msg.children));
+  if (w) w.growth = msg.growth || null; // shown by the stats' twice-a-second refresh
 }
 
 function onExit(msg) {
   const w = state.watches.get(watchKey(msg.pid, msg.children));
-  if (!w || w.exited) return;
-  w.exited = { t: msg.t, reason: msg.reason || "exited" };
-  emit("watch-exit", w);
+  if (w) markExited(w, msg.t, msg.reason || "exited");
 }
 
 /** Drop the connection as a failing network would; the client reconnects by itself.
@@ -145,5 +125,8 @@ export function connect() {
   socket.on("process_exit", onExit);
   socket.on("system", (sys) => emit("system", sys));
   socket.on("run", (run) => emit("run-event", run));
-  return socket;
+  // The server's growth verdicts, one argument per watched target, about once a second.
+  socket.on("growth", (...items) => items.forEach(onGrowth));
+  socket.on("mark", (mark) => emit("mark", mark));
+  socket.on("runs_cleared", (msg) => emit("runs-cleared", msg?.run_ids || []));
 }

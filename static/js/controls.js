@@ -1,6 +1,7 @@
 // View controls: metric, time window, pause/resume, log axis, theme, align-at-start.
 // They only change state.settings and call onChange(name); main.js decides what redraws.
 
+import { button, el } from "./dom.js";
 import { METRICS, WINDOWS, state } from "./state.js";
 
 const WINDOW_LABELS = { 60: "1 m", 300: "5 m", 900: "15 m", 0: "all" };
@@ -9,34 +10,28 @@ export function applyTheme() {
   document.documentElement.dataset.theme = state.settings.theme;
 }
 
+/** Presenter mode: larger text, the picker folded away (CSS keys off body.presenter). */
+export function applyPresenter() {
+  // On the root too: presenter text sizes are rem, which follow the root's font size.
+  document.documentElement.classList.toggle("presenter", state.settings.present);
+  document.body.classList.toggle("presenter", state.settings.present);
+}
+
 export function initControls({ onChange }) {
   const s = state.settings;
 
   // Metric selector. Language heap is only offered once some watch reports it.
   const metric = document.getElementById("metric");
-  metric.replaceChildren(
-    ...METRICS.map((m) => {
-      const o = document.createElement("option");
-      o.value = m.id;
-      o.textContent = m.label;
-      return o;
-    }),
-  );
+  metric.replaceChildren(...METRICS.map((m) => el("option", { value: m.id, text: m.label })));
   metric.value = s.metric;
   metric.addEventListener("change", () => { s.metric = metric.value; onChange("metric"); });
 
   // Window: a segmented button group reads better on a projector than a dropdown.
   const win = document.getElementById("window");
-  win.replaceChildren(
-    ...WINDOWS.map((sec) => {
-      const b = document.createElement("button");
-      b.type = "button";
-      b.dataset.window = sec;
-      b.textContent = WINDOW_LABELS[sec];
-      b.addEventListener("click", () => { s.window = sec; sync(); onChange("window"); });
-      return b;
-    }),
-  );
+  win.replaceChildren(...WINDOWS.map((sec) => button({
+    "data-window": sec, text: WINDOW_LABELS[sec],
+    onclick: () => { s.window = sec; sync(); onChange("window"); },
+  })));
 
   const pause = document.getElementById("pause");
   pause.addEventListener("click", () => { s.paused = !s.paused; sync(); onChange("paused"); });
@@ -55,6 +50,20 @@ export function initControls({ onChange }) {
     onChange("theme");
   });
 
+  const present = document.getElementById("present");
+  present.addEventListener("click", () => togglePresent());
+
+  /** Toggle presenter mode (the button and key p). */
+  function togglePresent() {
+    s.present = !s.present;
+    applyPresenter();
+    sync();
+    onChange("present");
+  }
+
+  /** Pause or resume (the button and Space). */
+  function togglePause() { pause.click(); }
+
   function sync() {
     metric.value = s.metric;
     for (const b of win.children) b.setAttribute("aria-pressed", String(Number(b.dataset.window) === s.window));
@@ -64,18 +73,22 @@ export function initControls({ onChange }) {
     log.checked = s.log;
     align.checked = s.align;
     theme.textContent = s.theme === "dark" ? "☀ Light" : "☾ Dark";
+    present.setAttribute("aria-pressed", String(s.present));
   }
 
-  /** Offer "Language heap" only where some watch measures it (or it is already selected). */
+  /** Offer the language-heap metrics only where some watch measures it (or one is selected). */
   function refreshMetrics() {
     const any = [...state.watches.values()].some((w) => w.has("heap_used"));
-    const opt = metric.querySelector('option[value="heap_used"]');
-    opt.disabled = !any && s.metric !== "heap_used";
-    opt.title = any ? "" : "no watched process reports its language heap";
+    for (const id of ["heap_used", "rss_heap"]) {
+      const opt = metric.querySelector(`option[value="${id}"]`);
+      opt.disabled = !any && s.metric !== id;
+      opt.title = any ? "" : "no watched process reports its language heap";
+    }
   }
 
   applyTheme();
+  applyPresenter();
   sync();
   refreshMetrics();
-  return { sync, refreshMetrics };
+  return { refreshMetrics, togglePause, togglePresent };
 }

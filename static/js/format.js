@@ -1,4 +1,6 @@
-// Pure helpers: byte formatting, rates, least-squares fit. No DOM, no state.
+// Pure helpers: byte formatting, the server's growth verdicts in words, command lines.
+// No DOM, no state. The page estimates no growth of its own: the server's growth
+// estimator (dashboard/growth.py) is the one source.
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
 export const MIB = 1024 * 1024;
@@ -14,74 +16,63 @@ export function formatBytes(n) {
   return `${sign}${v.toFixed(digits)} ${UNITS[i]}`;
 }
 
-/** Growth in bytes/second -> "+12.3 MiB/min" (per minute reads better for slow leaks). */
-export function formatRate(bytesPerSec) {
-  if (bytesPerSec === null || !Number.isFinite(bytesPerSec)) return "–";
-  const perMin = (bytesPerSec * 60) / MIB;
-  const sign = perMin > 0 ? "+" : "";
-  return `${sign}${perMin.toFixed(Math.abs(perMin) >= 100 ? 0 : 1)} MiB/min`;
+/** The unit an axis showing values up to `maxBytes` reads best in: {name, size}. */
+export function axisUnit(maxBytes) {
+  let i = 1; // KiB at least: a byte axis is never what a person wants to read
+  while (i < 3 && maxBytes >= 1024 ** (i + 1)) i++;
+  return { name: UNITS[i], size: 1024 ** i };
 }
 
-/** Bytes/second -> MiB/minute, the unit the growth thresholds are expressed in. */
-export function mibPerMin(bytesPerSec) {
-  return (bytesPerSec * 60) / MIB;
+/** Bytes per minute -> "+12.3 MiB/min" (per minute reads better for slow leaks). */
+export function formatRate(bytesPerMin) {
+  if (bytesPerMin === null || bytesPerMin === undefined || !Number.isFinite(bytesPerMin)) return "–";
+  return `${bytesPerMin > 0 ? "+" : ""}${formatBytes(bytesPerMin)}/min`;
 }
 
-/**
- * Ordinary least-squares slope of ys over xs (units of y per unit of x).
- * Returns null with fewer than 2 points or no spread in x: a rate needs a span of time.
- */
-export function linearFit(xs, ys) {
-  const n = xs.length;
-  if (n < 2) return null;
-  // Centre x first: epoch seconds squared lose precision in float64.
-  const x0 = xs[0];
-  let sx = 0, sy = 0, sxx = 0, sxy = 0;
-  for (let i = 0; i < n; i++) {
-    const x = xs[i] - x0, y = ys[i];
-    sx += x; sy += y; sxx += x * x; sxy += x * y;
-  }
-  const den = n * sxx - sx * sx;
-  if (den <= 0) return null;
-  const slope = (n * sxy - sx * sy) / den;
-  return { slope, intercept: (sy - slope * sx) / n };  // intercept is at xs[0]
-}
+const VERDICT_WORDS = {
+  warming_up: "warming up",
+  stable: "stable",
+  growing: "growing",
+  shrinking: "shrinking",
+};
 
 /**
- * Slope (bytes/s) of `metric` over the last `seconds` of a sample list (sorted by t).
- * Only samples that carry the metric count: detail keys appear about once a second.
- * Samples before `minT` are ignored (e.g. a program's start-up ramp).
+ * The server's growth object {bytes_per_min, verdict, window_s} (or null) in words:
+ * {text, cls, title}; cls is `verdict-<verdict>` (grey, green, red, blue in the CSS).
  */
-export function recentSlope(samples, metric, seconds, now, minT = -Infinity) {
-  const end = now ?? (samples.length ? samples[samples.length - 1].t : 0);
-  const xs = [], ys = [];
-  for (let i = samples.length - 1; i >= 0; i--) {
-    const s = samples[i];
-    if (s.t < end - seconds || s.t < minT) break;
-    if (s[metric] !== undefined) { xs.push(s.t); ys.push(s[metric]); }
-  }
-  // Need a few seconds of span, or the slope of two jittery points dominates.
-  if (xs.length < 3 || xs[0] - xs[xs.length - 1] < Math.min(5, seconds / 2)) return null;
-  xs.reverse(); ys.reverse();
-  const fit = linearFit(xs, ys);
-  return fit ? fit.slope : null;
-}
-
-/** Epoch seconds -> value for a Plotly date axis. Plotly treats numbers as UTC, so shift to local. */
-export function toPlotTime(t) {
-  const ms = t * 1000;
-  return ms - new Date(ms).getTimezoneOffset() * 60000;
-}
-
-/** Inverse of toPlotTime, for the test hook. */
-export function fromPlotTime(x) {
-  const guess = x + new Date(x).getTimezoneOffset() * 60000;
-  return guess / 1000;
+export function describeGrowth(growth) {
+  if (!growth || !VERDICT_WORDS[growth.verdict]) return { text: "–", cls: "verdict-none", title: "no verdict yet" };
+  const word = VERDICT_WORDS[growth.verdict];
+  const rate = growth.verdict === "warming_up" ? "" : ` ${formatRate(growth.bytes_per_min)}`;
+  const span = Number.isFinite(growth.window_s) ? ` over the last ${Math.round(growth.window_s)} s` : "";
+  return { text: `${word}${rate}`, cls: `verdict-${growth.verdict}`, title: `${word}${rate}${span} (the server's estimate)` };
 }
 
 /** "12:03:04" in local time, for lists. */
 export function formatClock(t) {
   return new Date(t * 1000).toLocaleTimeString([], { hour12: false });
+}
+
+const RUNTIME_LABELS = { python: "Python", node: "Node.js" };
+
+/** "node" -> "Node.js": a scenario runtime as people write it. */
+export function runtimeLabel(id) {
+  return RUNTIME_LABELS[id] || id;
+}
+
+const MAX_COMMAND = 48;
+
+/**
+ * "/usr/bin/python3 -m http.server 8000" -> "python3 -m http.server 8000": the program's
+ * base name and its arguments (paths shortened to their base name), cut at ~48 characters.
+ * Every Python process is "python3" by name; the arguments are what tells them apart.
+ */
+export function shortCommand(cmdline, name = "") {
+  const argv = String(cmdline || "").trim().split(/\s+/).filter(Boolean);
+  if (!argv.length) return name;
+  const base = (a) => (a.includes("/") && !a.endsWith("/") ? a.slice(a.lastIndexOf("/") + 1) : a);
+  const text = argv.map((a, i) => (i === 0 || a.startsWith("/") ? base(a) : a)).join(" ");
+  return text.length > MAX_COMMAND ? `${text.slice(0, MAX_COMMAND - 1)}…` : text;
 }
 
 /** Small debounce: the picker must not fire a request per keystroke. */

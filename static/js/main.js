@@ -4,10 +4,11 @@
 import { api } from "./api.js";
 import { Chart } from "./charts.js";
 import { addWatch, connect, dropConnection, removeWatch } from "./connection.js";
-import { applyTheme, initControls } from "./controls.js";
-import { FINISHED, initLab } from "./lab.js";
+import { applyPresenter, applyTheme, initControls } from "./controls.js";
+import { initKeys } from "./keys.js";
+import { initLab } from "./lab.js";
 import { initPicker } from "./picker.js";
-import { on, state } from "./state.js";
+import { FINISHED, on, state } from "./state.js";
 import { initStats, renderSystem } from "./stats.js";
 import { showError } from "./toast.js";
 import { readUrl, writeUrl } from "./urlstate.js";
@@ -15,6 +16,7 @@ import { readUrl, writeUrl } from "./urlstate.js";
 const initial = readUrl();
 Object.assign(state.settings, initial.settings);
 applyTheme(); // before the first paint of the chart, so Plotly picks up the right colours
+applyPresenter();
 
 const chart = new Chart(document.getElementById("chart"));
 
@@ -24,6 +26,7 @@ const controls = initControls({
     else chart.invalidate();
     if (name === "theme") stats.render(); // swatch colours follow the theme
     if (name === "metric") stats.update();
+    if (name === "present") picker.setOpen(false);
     writeUrl();
   },
 });
@@ -40,7 +43,14 @@ const lab = initLab({
   onRunsChanged() { chart.invalidate(); stats.render(); },
 });
 
-initPicker({ onPick: (pid, children) => addWatch(pid, children) });
+const picker = initPicker({ onPick: (pid, children) => addWatch(pid, children) });
+
+initKeys({
+  pause: () => controls.togglePause(),
+  compare: () => lab.compareSelected(),
+  stopAll: () => lab.stopAll(),
+  present: () => controls.togglePresent(),
+});
 
 // ---- state events ----------------------------------------------------------
 
@@ -72,6 +82,8 @@ on("samples", ({ watch, added, inOrder }) => {
 
 on("system", renderSystem);
 on("run-event", (run) => lab.upsertRun(run));
+on("mark", (m) => lab.mark(m));
+on("runs-cleared", (ids) => lab.cleared(ids));
 on("resync", () => lab.loadRuns());
 
 const badge = document.getElementById("connection");
@@ -110,6 +122,7 @@ window.memdash = Object.freeze({
       settings: { ...state.settings },
       watches: [...state.watches.values()].map((w) => ({
         pid: w.pid, children: w.children, name: w.label, exited: w.exited, samples: w.samples.length, lastT: w.lastT,
+        growth: w.growth,
       })),
       runs: [...state.runs.values()].map((r) => ({ ...r })),
     };

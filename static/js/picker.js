@@ -1,17 +1,40 @@
-// Process picker: type to filter (debounced GET /api/processes), rows sorted by RSS,
-// click a row to watch it. "Include children" applies to watches added from here.
+// Process picker: a drawer over the chart's left edge, folded away until the Processes
+// button opens it. Type to filter (debounced GET /api/processes), rows sorted by RSS with
+// a shortened command line (every Python process is "python3" by name), click a row to
+// watch it. While open, the list (and its RSS column) refreshes every 2 s.
+// "Include children" applies to watches added from here.
 
 import { api } from "./api.js";
-import { debounce, formatBytes } from "./format.js";
+import { button, el } from "./dom.js";
+import { debounce, formatBytes, shortCommand } from "./format.js";
 import { state } from "./state.js";
 import { showError } from "./toast.js";
+
+const REFRESH_MS = 2000;
 
 export function initPicker({ onPick }) {
   const input = document.getElementById("picker-q");
   const children = document.getElementById("picker-children");
   const list = document.getElementById("picker-list");
   const count = document.getElementById("picker-count");
+  const drawer = document.getElementById("picker");
+  const toggle = document.getElementById("picker-toggle");
   let seq = 0; // answers can arrive out of order: only the newest query is shown
+  let timer = null;
+
+  function setOpen(open) {
+    drawer.classList.toggle("open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+    clearInterval(timer);
+    timer = null;
+    if (!open) return;
+    refresh();
+    input.focus();
+    timer = setInterval(() => { if (!list.matches(":hover")) refresh(); }, REFRESH_MS); // rows stay put under the pointer
+  }
+  toggle.addEventListener("click", () => setOpen(!drawer.classList.contains("open")));
+  document.getElementById("picker-close").addEventListener("click", () => setOpen(false));
+  drawer.addEventListener("keydown", (e) => { if (e.key === "Escape") { setOpen(false); toggle.focus(); } });
 
   async function refresh() {
     const q = input.value.trim();
@@ -29,37 +52,20 @@ export function initPicker({ onPick }) {
   }
 
   function render(procs) {
-    list.replaceChildren();
     count.textContent = `${procs.length} process${procs.length === 1 ? "" : "es"}`;
-    for (const p of procs) {
-      const li = document.createElement("li");
-      const btn = document.createElement("button");
-      btn.type = "button";
-      btn.className = "picker-row";
-      btn.dataset.pid = p.pid;
-      btn.title = p.cmdline || p.name;
+    list.replaceChildren(...procs.map((p) => {
       const watching = [...state.watches.values()].some((w) => w.pid === p.pid);
-      if (watching) btn.classList.add("watching");
-      const name = document.createElement("span");
-      name.className = "p-name";
-      name.textContent = p.name;
-      const pid = document.createElement("span");
-      pid.className = "p-pid";
-      pid.textContent = p.pid;
-      const user = document.createElement("span");
-      user.className = "p-user";
-      user.textContent = p.user ?? "";
-      const rss = document.createElement("span");
-      rss.className = "p-rss";
-      rss.textContent = formatBytes(p.rss);
-      btn.append(name, pid, user, rss);
-      btn.addEventListener("click", () => {
-        onPick(p.pid, children.checked);
-        btn.classList.add("watching");
-      });
-      li.appendChild(btn);
-      list.appendChild(li);
-    }
+      const btn = button({
+        class: `picker-row${watching ? " watching" : ""}`, "data-pid": p.pid, title: p.cmdline || p.name,
+        onclick: () => { onPick(p.pid, children.checked); btn.classList.add("watching"); },
+      },
+      el("span", { class: "p-name" },
+        el("span", { class: "p-cmd", text: shortCommand(p.cmdline, p.name) })),
+      el("span", { class: "p-pid", text: p.pid }),
+      el("span", { class: "p-user", text: p.user ?? "" }),
+      el("span", { class: "p-rss", text: formatBytes(p.rss) }));
+      return el("li", {}, btn);
+    }));
   }
 
   const later = debounce(refresh, 250);
@@ -73,5 +79,5 @@ export function initPicker({ onPick }) {
   });
   document.getElementById("picker-refresh").addEventListener("click", refresh);
   refresh();
-  return { refresh };
+  return { setOpen };
 }

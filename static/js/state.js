@@ -1,8 +1,12 @@
 // The page's single source of truth: watches (with their client-side sample buffers),
-// view settings and leak-lab runs. Modules change it through these functions and
-// listen on `bus` for what changed; nothing else holds copies.
+// view settings and leak-lab runs. Watches and runs change only through the functions
+// at the end of this file; the watch functions announce each change on `bus`
+// (watch-added, watch-changed, watch-removed, watch-exit, samples), where main.js routes
+// it to the views. View settings are plain fields: main.js restores them from the URL,
+// controls.js changes them and tells main.js which one changed. The bus also carries
+// what is not state: server pushes (system, run-event), resync and connection status.
 
-export const bus = new EventTarget();
+const bus = new EventTarget();
 export function emit(type, detail) { bus.dispatchEvent(new CustomEvent(type, { detail })); }
 export function on(type, fn) { bus.addEventListener(type, (e) => fn(e.detail)); }
 
@@ -16,20 +20,36 @@ export const METRICS = [
   { id: "swap", label: "Swap" },
   { id: "anon", label: "Heap + anon" },
   { id: "heap_used", label: "Language heap" },
+  { id: "rss_heap", label: "RSS + heap" },
 ];
+// A metric is drawn from these sample keys, one trace each (RSS and the language heap
+// together show "heap < rss": the memory the runtime does not account for).
+const SERIES = { rss_heap: ["rss", "heap_used", "heap_total"] };
+export const SERIES_LABELS = { rss: "RSS", heap_used: "heap used", heap_total: "heap total" };
+export function seriesOf(metric) { return SERIES[metric] || [metric]; }
+export function metricLabel(id) {
+  return (METRICS.find((m) => m.id === id) || METRICS[0]).label;
+}
 export const WINDOWS = [60, 300, 900, 0]; // seconds; 0 = all
 
 export const state = {
   watches: new Map(),        // key -> Watch, insertion order = legend order
-  settings: { metric: "rss", window: 300, log: false, theme: "dark", align: false, paused: false },
+  settings: { metric: "rss", window: 300, log: false, theme: "dark", align: false, paused: false, present: false },
   runs: new Map(),           // run_id -> run as last reported by the server
+  cleared: new Map(),        // run_id -> run no longer listed; its watches keep their names
   connection: "connecting",  // connecting | connected | disconnected | reconnected
   newestT: 0,                // newest sample time seen from the server (its clock, not ours)
 };
 
 export function watchKey(pid, children) { return `${pid}:${children ? 1 : 0}`; }
 
-export class Watch {
+/** A run listed or cleared, or null. */
+export function runById(id) { return state.runs.get(id) || state.cleared.get(id) || null; }
+
+/** "unbounded_cache · node · leaky": the one name of a run, in the legend and the runs list. */
+export function runLabel(run) { return `${run.scenario} · ${run.runtime} · ${run.variant}`; }
+
+class Watch {
   constructor(pid, children) {
     this.pid = pid;
     this.children = !!children;
@@ -41,19 +61,20 @@ export class Watch {
     this.extraOf = null;     // run_id when this is a helper process (e.g. redis) of a run
     this.confirmed = false;  // true after the server acked the watch once
     this.peak = {};          // metric -> max seen, kept even when old samples are dropped
+    this.growth = null;      // the server's growth object from the `growth` event
   }
 
   get lastT() { return this.samples.length ? this.samples[this.samples.length - 1].t : undefined; }
 
-  get run() { return this.runId ? state.runs.get(this.runId) || null : null; }
+  get run() { return this.runId ? runById(this.runId) : null; }
 
-  /** Legend label: "scenario · variant (pid)" for runs, "name (pid)" otherwise. */
+  /** Legend label: "scenario · runtime · variant (pid)" for runs, "name (pid)" otherwise. */
   get label() {
     const run = this.run;
     let base;
-    if (run) base = `${run.scenario} · ${run.variant}`;
-    else if (this.extraOf && state.runs.get(this.extraOf)) {
-      base = `${state.runs.get(this.extraOf).scenario} · ${this.process?.name || "helper"}`;
+    if (run) base = runLabel(run);
+    else if (this.extraOf && runById(this.extraOf)) {
+      base = `${runLabel(runById(this.extraOf))} · ${this.process?.name || "helper"}`;
     } else base = this.process?.name || "pid";
     const kids = this.children && !run ? " +children" : "";
     return `${base}${kids} (${this.pid})${this.exited ? " (exited)" : ""}`;
@@ -100,8 +121,93 @@ export class Watch {
   has(metric) { return this.latest(metric) !== undefined; }
 }
 
-/** Runs whose pid a watch covers, so run events can find their trace. */
-export function watchForRun(run) {
-  for (const w of state.watches.values()) if (w.runId === run.run_id) return w;
-  return null;
+// ---- changing watches and runs ---------------------------------------------------
+
+/**
+ * The watch of (pid, children), created if new (announced as watch-added). An existing
+ * watch that a run now claims (e.g. one restored from a shared URL) is tagged with it.
+ * Returns {watch, added}.
+ */
+export function putWatch(pid, children, { runId = null, extraOf = null } = {}) {
+  const key = watchKey(pid, children);
+  const had = state.watches.get(key);
+  if (had) {
+    if (runId) attachRun(had, runId);
+    return { watch: had, added: false };
+  }
+  const w = new Watch(pid, children);
+  w.runId = runId;
+  w.extraOf = extraOf;
+  state.watches.set(key, w);
+  emit("watch-added", w);
+  return { watch: w, added: true };
+}
+
+/** Tag a watch as the one plotting run `runId` (legend, colours, align mode follow). */
+export function attachRun(w, runId) {
+  if (w.runId) return;
+  w.runId = runId;
+  emit("watch-changed", w);
+}
+
+/** Forget a watch. False when it was already gone (or replaced) meanwhile. */
+export function dropWatch(w) {
+  if (state.watches.get(w.key) !== w) return false;
+  state.watches.delete(w.key);
+  emit("watch-removed", w);
+  return true;
+}
+
+/** The server acknowledged a watch: keep its process info, merge the history it sent. */
+export function confirmWatch(w, process, samples) {
+  w.process = process || w.process;
+  const first = !w.confirmed;
+  w.confirmed = true;
+  const merged = w.merge(samples || []);
+  // Views redraw from the merged history, so the samples go in before the news goes out.
+  if (first) emit("watch-changed", w);
+  announce(w, merged);
+}
+
+/** Merge live samples into a watch and announce the ones that were new. */
+export function addSamples(w, samples) {
+  announce(w, w.merge(samples || []));
+}
+
+function announce(watch, { added, inOrder }) {
+  if (added.length) emit("samples", { watch, added, inOrder });
+}
+
+/** The process behind a watch is gone; the watch and its history stay on screen. */
+export function markExited(w, t, reason = "exited") {
+  if (w.exited) return;
+  w.exited = { t, reason };
+  emit("watch-exit", w);
+}
+
+// `run` events and the POST / GET answers race: a late "starting" must not undo "running".
+const RUN_STATE_ORDER = { starting: 0, running: 1, stopped: 2, capped: 2, crashed: 2 };
+export const FINISHED = new Set(["stopped", "capped", "crashed"]);
+
+/** Record a run as reported by the server. Returns {prev, run}: the record before and after. */
+export function recordRun(run) {
+  const cleared = state.cleared.has(run.run_id); // a late event must not bring it back
+  const prev = runById(run.run_id);
+  const stale = prev && (RUN_STATE_ORDER[run.state] ?? 0) < (RUN_STATE_ORDER[prev.state] ?? 0);
+  const merged = stale ? { ...run, ...prev } : { ...(prev || {}), ...run };
+  (cleared ? state.cleared : state.runs).set(run.run_id, merged);
+  return { prev, run: merged };
+}
+
+/** Forget runs (cleared on the server, or hidden here); their watches stay on the chart. */
+export function forgetRuns(ids) {
+  let any = false;
+  for (const id of ids) {
+    const run = state.runs.get(id);
+    if (!run) continue;
+    state.cleared.set(id, run);
+    state.runs.delete(id);
+    any = true;
+  }
+  return any;
 }

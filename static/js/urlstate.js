@@ -1,5 +1,5 @@
 // The URL query is the shareable view: watched pids plus settings, e.g.
-// ?pid=1&pid=2&cpid=3&metric=rss&window=300&log=0&theme=dark&align=0
+// ?pid=1&pid=2&cpid=3&metric=rss&window=300&log=0&theme=dark&align=0&present=1
 // `cpid` is a watch with children summed in (leak-lab runs use these).
 // Written with replaceState so the back button is not flooded with every click.
 
@@ -37,6 +37,7 @@ export function readUrl() {
       theme: theme === "light" || theme === "dark" ? theme : prefersTheme(),
       align: q.get("align") === "1",
       paused: false,
+      present: q.get("present") === "1",
     },
   };
 }
@@ -51,6 +52,7 @@ export function writeUrl() {
   q.set("log", s.log ? "1" : "0");
   q.set("theme", s.theme);
   if (s.align) q.set("align", "1");
+  if (s.present) q.set("present", "1");
   const url = `${window.location.pathname}?${q.toString()}`;
   if (url !== window.location.pathname + window.location.search) {
     window.history.replaceState(null, "", url);

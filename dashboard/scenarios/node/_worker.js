@@ -23,10 +23,39 @@ v8.setFlagsFromString('--optimize-for-size');
 const TICK_MS = 50;
 const EXIT_CAPPED = 3;
 const EXIT_USAGE = 2;
+const RECENT_S = 10; // seconds of memoryUsage() kept, to tell a heap leak from an off-heap one
+
+let asChild = false; // a shared_cache worker: its protocol lines go to the parent over IPC
+let relay = null; // shared_cache's parent: (pid, command) => forwarded to that worker?
+const recent = []; // {t, rss, heap_used, external}, once a second, the last RECENT_S seconds
 
 function emit(obj) {
+  if (asChild) return process.send(obj);
   // stdout to a pipe or file is synchronous on Linux, so a line is out before process.exit().
   process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+function replyError(message) {
+  emit({ type: 'error', message, pid: process.pid });
+}
+
+function remember() {
+  const m = process.memoryUsage();
+  recent.push({ t: Date.now() / 1000, rss: m.rss, heap_used: m.heapUsed, external: m.external });
+  while (recent.length > RECENT_S + 1) recent.shift();
+}
+
+// How RSS, the JS heap and external memory moved over the last seconds (before an action
+// that disturbs them): a growing RSS with a flat heap is a leak outside the V8 heap.
+function recentGrowth() {
+  remember();
+  const [first, last] = [recent[0], recent[recent.length - 1]];
+  return {
+    seconds: Math.round((last.t - first.t) * 10) / 10,
+    rss_diff: last.rss - first.rss,
+    heap_diff: last.heap_used - first.heap_used,
+    external_diff: last.external - first.external,
+  };
 }
 
 // A string of `kb` KiB that lives on the V8 heap (one byte per character, never shared).
@@ -121,6 +150,7 @@ function run({ scenario, make }) {
   if (stdinIsPipe()) readCommands(); // run by hand from a terminal: no commands, no exit on EOF
 
   const work = make(args);
+  relay = work.relay || null;
   // shared_cache: start the clock once its workers are up
   Promise.resolve(work.ready).then(() => loop(work, args));
 }
@@ -133,7 +163,7 @@ function loop(work, args) {
     for (const c of children()) rss += c.rss || 0;
     if (rss > cap) {
       const mib = Math.round(rss / 2 ** 20);
-      emit({ type: 'capped', reason: `rss ${mib} MiB over the ${args.maxRssMb} MiB cap` });
+      emit({ type: 'capped', reason: `memory cap ${args.maxRssMb} MiB (rss ${mib} MiB)` });
       process.exit(EXIT_CAPPED);
     }
   };
@@ -166,14 +196,19 @@ function loop(work, args) {
       }
       emit({ type: 'heap', t: Date.now() / 1000, ...h });
       nextHeap += 1000;
+      remember();
     }
   }, TICK_MS);
 }
 
 // A shared_cache worker, started with child_process.fork(): work until the parent goes
-// ('disconnect' fires when the IPC channel closes) and send it our stats 4 times a second.
+// ('disconnect' fires when the IPC channel closes; stdin, the parent's pipe for commands, hits
+// EOF too) and send it our stats 4 times a second; replies to commands go over IPC as well.
 function runChild(args, make) {
+  asChild = true;
   process.on('disconnect', () => process.exit(0));
+  if (stdinIsPipe()) readCommands();
+  setInterval(remember, 1000);
   const work = make(args);
   const start = Date.now();
   let done = 0;
@@ -206,24 +241,29 @@ function command(line) {
   try {
     cmd = JSON.parse(line);
   } catch {
-    return emit({ type: 'error', message: 'not a JSON line' });
+    return replyError('not a JSON line');
   }
   const name = cmd && cmd.cmd;
-  if (name === 'heap_snapshot') {
+  const pid = cmd && cmd.pid;
+  if (pid !== undefined && pid !== null && pid !== process.pid) {
+    // for one of our workers (shared_cache): it replies itself, through us
+    if (!relay || !relay(pid, cmd)) replyError(`no process ${JSON.stringify(pid)} among this run's workers`);
+  } else if (name === 'heap_snapshot') {
     if (typeof cmd.path !== 'string' || !cmd.path) {
-      return emit({ type: 'error', message: 'heap_snapshot: path must be a string' });
+      return replyError('heap_snapshot: path must be a string');
     }
     try {
+      const growth = recentGrowth(); // before the snapshot, which adds tens of MB to RSS
       // Synchronous: the scenario pauses while V8 walks the heap (about a second per 100 MB).
       const path = v8.writeHeapSnapshot(cmd.path);
-      emit({ type: 'heap_snapshot', path });
+      emit({ type: 'heap_snapshot', path, pid: process.pid, ...growth });
     } catch (e) {
-      emit({ type: 'error', message: `heap_snapshot: ${e.message}` });
+      replyError(`heap_snapshot: ${e.message}`);
     }
   } else if (name === 'leak_report') {
-    emit({ type: 'error', message: 'leak_report is Python only; use heap_snapshot' });
+    replyError('leak_report is Python only; use heap_snapshot');
   } else {
-    emit({ type: 'error', message: `unknown command: ${JSON.stringify(name)}` });
+    replyError(`unknown command: ${JSON.stringify(name)}`);
   }
 }
 

@@ -6,7 +6,7 @@
 // The RSS that matters is the sum over the process tree (this process + its workers).
 const { fork } = require('child_process');
 const net = require('net');
-const { run, payload } = require('./_worker');
+const { run, emit, payload } = require('./_worker');
 
 // region leaky
 // Every worker caches what it looked up in its own Map. The keys are the same in
@@ -99,17 +99,21 @@ function makeChild(args) {
   return { rate: args.rate, step: (i) => lookupFixed(redis, key(i), args.itemKb, args.ttl) };
 }
 
-// Start the workers with fork(): each gets an IPC channel, sends us its stats on it and
-// exits on 'disconnect', i.e. as soon as this process is gone.
+// Start the workers with fork(): each gets an IPC channel, sends us its stats (and its replies
+// to commands) on it and exits on 'disconnect', i.e. as soon as this process is gone. Its stdin
+// is a pipe from us: memdash's commands for that worker go there (and it ends with us too).
 function makeParent(args) {
   const stats = new Map();
+  const children = [];
   let allUp;
   const ready = new Promise((resolve) => (allUp = resolve));
   const argv = [...process.argv.slice(2), '--child'];
   for (let n = 0; n < args.workers; n++) {
-    // stdin ignored: memdash's commands are for us; stdout ignored: it carries our protocol.
-    const child = fork(__filename, argv, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    // stdout ignored: ours carries the protocol.
+    const child = fork(__filename, argv, { stdio: ['pipe', 'ignore', 'inherit', 'ipc'] });
+    child.stdin.on('error', () => {}); // it died: its 'exit' below says so
     child.on('message', (m) => {
+      if (m.type !== 'child') return emit(m); // a reply to a command: on to memdash
       stats.set(n, m);
       if (stats.size === args.workers) allUp();
     });
@@ -117,8 +121,15 @@ function makeParent(args) {
       console.error(`worker ${child.pid} exited (${signal || code})`);
       process.exit(1);
     });
+    children.push(child);
   }
-  return { rate: 1, step() {}, children: () => [...stats.values()], ready };
+  const relay = (pid, command) => {
+    const child = children.find((c) => c.pid === pid);
+    if (!child) return false;
+    child.stdin.write(JSON.stringify(command) + '\n');
+    return true;
+  };
+  return { rate: 1, step() {}, children: () => [...stats.values()], ready, relay };
 }
 
 run({

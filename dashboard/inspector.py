@@ -1,0 +1,521 @@
+"""Attach to a running Node program over the Chrome DevTools Protocol (``memdash --pid PID
+--inspect``): its language heap once a second, a heap snapshot, a sampling-profiler leak report.
+
+    check_node(pid)                       # refuses, before any signal, what is not ours to poke
+    insp = Inspector(pid, on_heap).attach()   # SIGUSR1 if needed, wait <= 5 s, connect, poll
+    insp.heap_snapshot(path); insp.leak_report(seconds); insp.status()
+    insp.detach()                         # closes the inspector if memdash opened it
+
+Node opens its inspector on SIGUSR1 (on 127.0.0.1:9229 unless started with --inspect-port),
+so the port is found from the target's own listening sockets (psutil), never guessed from
+whoever answers on 9229. The WebSocket is websocket-client's; one reader thread dispatches
+replies by id and events (heap snapshot chunks) by method.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import re
+import signal
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable, Optional
+
+import psutil
+import websocket
+
+from . import errors
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9229
+ATTACH_TIMEOUT = 5.0
+_NODE_EXE = re.compile(r"^(node|nodejs)(\d+(\.\d+)*)?$")
+_PYTHON_EXE = re.compile(r"^python(\d)\.(\d+)")
+_LOOPBACK_BINDS = ("127.0.0.1", "0.0.0.0", "::", "::ffff:127.0.0.1")
+# Run in the target, so `require` need not exist in the evaluation scope (ES modules, -e):
+# process.getBuiltinModule (Node >= 20.16), else the command-line API's require. Closing is
+# deferred so that the reply to this very evaluation still goes out on the socket.
+_CLOSE = (
+    "(() => { const r = typeof process.getBuiltinModule === 'function' ? "
+    "process.getBuiltinModule : (typeof require === 'function' ? require : "
+    "process.mainModule.require); const i = r('inspector'); setImmediate(() => i.close()); "
+    "return 'closing'; })()"
+)
+
+
+class InspectError(Exception):
+    """A one-line reason why memdash cannot (or will not) attach."""
+
+
+# -- who may be attached to ------------------------------------------------------------------
+
+
+def _process(pid: int) -> psutil.Process:
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            raise InspectError(f"process {pid} is a zombie: it has exited; nothing to attach to")
+        if proc.uids().real != os.getuid():
+            raise InspectError(f"process {pid} belongs to another user; memdash attaches only to yours")
+        return proc
+    except psutil.NoSuchProcess:
+        raise InspectError(f"no process with pid {pid}") from None
+    except psutil.AccessDenied:
+        raise InspectError(f"access to process {pid} denied: it belongs to another user") from None
+
+
+def _exe_name(proc: psutil.Process) -> str:
+    try:
+        exe = proc.exe()
+    except (psutil.AccessDenied, psutil.ZombieProcess):
+        exe = ""
+    return os.path.basename(exe) if exe else proc.name()
+
+
+def runtime_of(pid: int) -> str:
+    """``"node"`` or ``"python"`` for a live process of this user, else InspectError."""
+    proc = _process(pid)
+    name = _exe_name(proc)
+    if _NODE_EXE.match(name):
+        return "node"
+    if name.startswith("python"):
+        return "python"
+    raise InspectError(
+        f"process {pid} ({name}) is not node; --inspect attaches to Node programs only "
+        f"(start others with `memdash run -- CMD` for their language heap)"
+    )
+
+
+def check_node(pid: int) -> psutil.Process:
+    """The process, if it is a live ``node`` of this user; InspectError otherwise."""
+    if runtime_of(pid) != "node":
+        raise InspectError(python_attach_message(pid))
+    return _process(pid)
+
+
+def python_version_of(pid: int) -> Optional[tuple[int, int]]:
+    """The Python version a process runs, from its executable's name (python3.11) or maps."""
+    proc = _process(pid)
+    for name in (_exe_name(proc), os.path.basename(os.path.realpath(f"/proc/{pid}/exe"))):
+        match = _PYTHON_EXE.match(name)
+        if match:
+            return int(match.group(1)), int(match.group(2))
+    try:
+        for m in proc.memory_maps(grouped=True):
+            match = re.search(r"libpython(\d)\.(\d+)", m.path)
+            if match:
+                return int(match.group(1)), int(match.group(2))
+    except psutil.Error:
+        pass
+    return None
+
+
+def python_attach_message(pid: int, local: tuple[int, int] | None = None) -> str:
+    """Why a running Python program cannot be attached to, or "" when it can (PEP 768)."""
+    import sys
+
+    local = local or sys.version_info[:2]
+    target = python_version_of(pid)
+    if local >= (3, 14) and target is not None and target >= (3, 14):
+        return ""
+    shown = "an unknown Python" if target is None else f"Python {target[0]}.{target[1]}"
+    return (
+        f"process {pid} runs {shown} and memdash runs on Python {local[0]}.{local[1]}: "
+        "attaching to a running Python program needs Python >= 3.14 on both sides "
+        "(sys.remote_exec, PEP 768); start it with `memdash run -- python ...` instead"
+    )
+
+
+# -- where its inspector listens -------------------------------------------------------------
+
+
+def _listening(proc: psutil.Process) -> set[int]:
+    """TCP ports ``proc`` listens on."""
+    read = getattr(proc, "net_connections", None) or proc.connections
+    return {c.laddr.port for c in read(kind="tcp") if c.status == psutil.CONN_LISTEN}
+
+
+def port_owner(port: int) -> Optional[int]:
+    """Whether something listens where Node would bind 127.0.0.1:``port``: its pid (0 when
+    it is another user's and the kernel will not say), or None when the port is free."""
+    for c in psutil.net_connections(kind="tcp"):
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.laddr.ip in _LOOPBACK_BINDS:
+            return c.pid or 0
+    return None
+
+
+def configured_port(proc: psutil.Process) -> tuple[int, bool]:
+    """(the port the inspector uses, whether it was opened at start-up): --inspect-port,
+    --inspect[-brk|-wait][=[host:]port] on the command line or in NODE_OPTIONS (the command
+    line wins, as in Node), else (9229, False)."""
+    words = []
+    try:
+        words += (proc.environ().get("NODE_OPTIONS") or "").split()
+    except psutil.Error:
+        pass
+    words += proc.cmdline()[1:]
+    port, active = DEFAULT_PORT, False
+    for i, word in enumerate(words):
+        if not word.startswith("-"):
+            if i and words[i - 1] in ("--inspect-port", "--debug-port"):
+                continue
+            break  # the script: what follows are the program's own arguments
+        name, _, value = word.partition("=")
+        if name in ("--inspect-port", "--debug-port") and not value and i + 1 < len(words):
+            value = words[i + 1]
+        if name in ("--inspect", "--inspect-brk", "--inspect-wait"):
+            active = True
+        if name in ("--inspect-port", "--debug-port", "--inspect", "--inspect-brk", "--inspect-wait"):
+            tail = value.rpartition(":")[2]
+            if tail.isdigit():
+                port = int(tail)
+    return port, active
+
+
+def _answers_cdp(port: int) -> bool:
+    try:
+        return any(t.get("webSocketDebuggerUrl") for t in _targets(port))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _targets(port: int) -> list[dict]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as reply:
+        return json.load(reply)
+
+
+# -- the protocol ----------------------------------------------------------------------------
+
+
+class Session:
+    """One CDP connection: ``call(method, params)`` from any thread; ``on(method, fn)`` for
+    events. Replies and events are read by one thread."""
+
+    def __init__(self, url: str) -> None:
+        self.ws = websocket.create_connection(url, timeout=5, suppress_origin=True)
+        self.ws.settimeout(None)
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._pending: dict[int, list] = {}  # id -> [event, reply]
+        self._handlers: dict[str, Callable[[dict], None]] = {}
+        self.closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="memdash-cdp", daemon=True)
+        self._reader.start()
+
+    def on(self, method: str, handler: Optional[Callable[[dict], None]]) -> None:
+        with self._lock:
+            if handler is None:
+                self._handlers.pop(method, None)
+            else:
+                self._handlers[method] = handler
+
+    def call(self, method: str, params: Optional[dict] = None, timeout: float = 10.0) -> dict:
+        slot: list = [threading.Event(), None]
+        with self._lock:
+            if self.closed.is_set():
+                raise InspectError("the inspector connection is closed (did the program exit?)")
+            rid = next(self._ids)
+            self._pending[rid] = slot
+            try:
+                self.ws.send(json.dumps({"id": rid, "method": method, "params": params or {}}))
+            except (OSError, websocket.WebSocketException) as e:
+                self._pending.pop(rid, None)
+                raise InspectError(f"the inspector connection failed: {e}") from None
+        if not slot[0].wait(timeout):
+            with self._lock:
+                self._pending.pop(rid, None)
+            raise InspectError(f"the inspector did not answer {method} within {timeout:g} s")
+        reply = slot[1]
+        if reply is None:
+            raise InspectError("the inspector connection closed (did the program exit?)")
+        if "error" in reply:
+            raise InspectError(f"{method}: {reply['error'].get('message', reply['error'])}")
+        return reply.get("result", {})
+
+    def _read(self) -> None:
+        try:
+            while True:
+                message = json.loads(self.ws.recv())
+                if "id" in message:
+                    with self._lock:
+                        slot = self._pending.pop(message["id"], None)
+                    if slot is not None:
+                        slot[1] = message
+                        slot[0].set()
+                    continue
+                with self._lock:
+                    handler = self._handlers.get(message.get("method"))
+                if handler is not None:
+                    handler(message.get("params", {}))
+        except (OSError, ValueError, websocket.WebSocketException):
+            pass  # closed: by us, or the program exited
+        finally:
+            with self._lock:
+                self.closed.set()
+                pending, self._pending = self._pending, {}
+            for slot in pending.values():
+                slot[0].set()
+
+    def close(self) -> None:
+        try:
+            self.ws.send_close()
+        except (OSError, websocket.WebSocketException):
+            pass
+        self.ws.shutdown()
+        self._reader.join(2)
+
+
+# -- attached to one program -----------------------------------------------------------------
+
+
+class Inspector:
+    """``on_heap(pid, {"heap_used", "heap_total", "external", "array_buffers"})`` once a
+    second while attached, from the inspector's own thread."""
+
+    def __init__(
+        self,
+        pid: int,
+        on_heap: Callable[[int, dict], None],
+        *,
+        interval: float = 1.0,
+        timeout: float = ATTACH_TIMEOUT,
+    ) -> None:
+        self.pid = pid
+        self.on_heap = on_heap
+        self.interval = interval
+        self.timeout = timeout
+        self.port: Optional[int] = None
+        self.opened = False  # memdash opened the inspector (SIGUSR1): it closes it on detach
+        self.session: Optional[Session] = None
+        self.ended: Optional[str] = None  # why the connection ended, once it has
+        self._stop = threading.Event()
+        self._tool = threading.Lock()  # one snapshot or profile at a time
+        self._poller: Optional[threading.Thread] = None
+
+    def attach(self) -> Inspector:
+        """Check the target, open its inspector if needed (SIGUSR1), connect, start polling.
+        Raises InspectError with a one-line reason; nothing is signalled unless the checks pass."""
+        proc = check_node(self.pid)
+        port, active = configured_port(proc)
+        before = _listening(proc)
+        # Already open (--inspect, or an earlier attach), and not ours to close: the target
+        # listens on the inspector's port, or on ports of its own after --inspect=0. Only
+        # these are asked for /json/list.
+        already = [p for p in sorted(before) if p == port or (active and port == 0)]
+        already = [p for p in already if _answers_cdp(p)]
+        if already:
+            self.port = already[0]
+        else:
+            owner = port_owner(port) if port else None
+            if owner is not None:
+                who = f"process {owner}" if owner else "another user's process"
+                raise InspectError(
+                    f"port {port} on 127.0.0.1 is taken by {who}: node {self.pid} could not open "
+                    "its inspector there; free the port and try again"
+                )
+            os.kill(self.pid, signal.SIGUSR1)
+            self.opened = True
+            self.port = self._wait_for_port(proc, port, before)
+        self.session = self._connect()
+        self._poller = threading.Thread(target=self._poll, name="memdash-inspect", daemon=True)
+        self._poller.start()
+        return self
+
+    def _wait_for_port(self, proc: psutil.Process, port: int, before: set[int]) -> int:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    raise psutil.NoSuchProcess(self.pid)
+                new = _listening(proc) - before
+            except psutil.NoSuchProcess:
+                raise InspectError(f"process {self.pid} exited while memdash was attaching") from None
+            if port in new or (port == 0 and new):
+                return port if port in new else min(new)
+            if time.monotonic() > deadline:
+                owner = port_owner(port) if port else None
+                if owner is not None and owner != self.pid:
+                    raise InspectError(
+                        f"node {self.pid} could not open its inspector: port {port} was taken "
+                        "meanwhile by another process"
+                    )
+                raise InspectError(
+                    f"node {self.pid} did not open its inspector within {self.timeout:g} s "
+                    "(does it handle SIGUSR1 itself, or run with --disable-sigusr1?)"
+                )
+            time.sleep(0.05)
+
+    def _connect(self) -> Session:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                found = [t for t in _targets(self.port) if t.get("webSocketDebuggerUrl")]
+                if found:
+                    # Loopback only, whatever address the target advertises.
+                    path = found[0]["webSocketDebuggerUrl"].split("/", 3)[3]
+                    return Session(f"ws://127.0.0.1:{self.port}/{path}")
+            except (OSError, ValueError, websocket.WebSocketException):
+                pass
+            if not psutil.pid_exists(self.pid):
+                raise InspectError(f"process {self.pid} exited while memdash was attaching")
+            if time.monotonic() > deadline:
+                raise InspectError(
+                    f"the inspector of node {self.pid} on port {self.port} did not answer "
+                    f"within {self.timeout:g} s"
+                )
+            time.sleep(0.1)
+
+    def evaluate(self, expression: str, timeout: float = 10.0) -> object:
+        """``expression``'s value in the target (JSON-able values only)."""
+        if self.session is None:
+            raise InspectError("not attached")
+        result = self.session.call(
+            "Runtime.evaluate",
+            {
+                "expression": expression,
+                "returnByValue": True,
+                "silent": True,
+                "includeCommandLineAPI": True,
+            },
+            timeout,
+        )
+        if "exceptionDetails" in result:
+            text = result["exceptionDetails"].get("exception", {}).get("description", "")
+            raise InspectError(f"evaluation failed in node {self.pid}: {text.splitlines()[:1]}")
+        return result.get("result", {}).get("value")
+
+    def _poll(self) -> None:
+        while not self._stop.is_set() and not self.session.closed.is_set():
+            try:
+                m = self.evaluate("process.memoryUsage()")
+                self.on_heap(
+                    self.pid,
+                    {
+                        "heap_used": int(m["heapUsed"]),
+                        "heap_total": int(m["heapTotal"]),
+                        "external": int(m["external"]),
+                        "array_buffers": int(m.get("arrayBuffers", 0)),
+                    },
+                )
+            except InspectError as e:
+                if self.session.closed.is_set():
+                    break
+                log.warning("node %s: %s", self.pid, e)
+            except Exception:
+                log.exception("inspector poll of node %s", self.pid)
+            self._stop.wait(self.interval)
+        if self.session.closed.is_set() and not self._stop.is_set():
+            self.ended = "the program exited or closed its inspector"
+
+    # -- tools -------------------------------------------------------------------------------
+
+    def heap_snapshot(self, path: Path) -> dict:
+        """A V8 heap snapshot written to ``path`` (open it in Chrome DevTools, Memory tab)."""
+        start = time.monotonic()
+        with self._tool, open(path, "w", encoding="utf-8") as out:
+            self.session.on("HeapProfiler.addHeapSnapshotChunk", lambda p: out.write(p["chunk"]))
+            try:
+                self.session.call("HeapProfiler.takeHeapSnapshot", {"reportProgress": False}, 300)
+            finally:
+                self.session.on("HeapProfiler.addHeapSnapshotChunk", None)
+        return {
+            "type": "heap_snapshot",
+            "pid": self.pid,
+            "size": path.stat().st_size,
+            "seconds": round(time.monotonic() - start, 3),
+        }
+
+    def leak_report(self, seconds: float, interval: int = 32768) -> dict:
+        """V8's sampling heap profiler over ``seconds``: where the memory that was allocated
+        meanwhile and is still alive at the end was allocated, by size."""
+        with self._tool:
+            before = self.evaluate("process.memoryUsage()")
+            self.session.call("HeapProfiler.startSampling", {"samplingInterval": interval})
+            try:
+                self._stop.wait(seconds)
+            finally:
+                profile = self.session.call("HeapProfiler.stopSampling", timeout=60)["profile"]
+            after = self.evaluate("process.memoryUsage()")
+        return {
+            "type": "leak_report",
+            "method": "sampling heap profiler",
+            "pid": self.pid,
+            "seconds": seconds,
+            "rss_diff": after["rss"] - before["rss"],
+            "heap_diff": after["heapUsed"] - before["heapUsed"],
+            "top": top_sites(profile),
+        }
+
+    # -- state -------------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        """For the page: attached or not, the port, and whether memdash opened the inspector."""
+        attached = self.session is not None and not self.session.closed.is_set()
+        out = {"attached": attached, "port": self.port, "opened_by_memdash": self.opened}
+        if self.ended:
+            out["ended"] = self.ended
+        return out
+
+    def detach(self) -> None:
+        """Stop polling; close the inspector if memdash opened it; close the connection."""
+        self._stop.set()
+        session, self.session = self.session, None
+        if session is None:
+            return
+        if self.opened and not session.closed.is_set():
+            try:
+                session.call("Runtime.evaluate", {"expression": _CLOSE, "returnByValue": True}, 5)
+            except InspectError as e:
+                log.warning("could not close the inspector of node %s: %s", self.pid, e)
+        session.close()
+        self.session = session  # keep it for status(): closed now
+        if self._poller is not None:
+            self._poller.join(self.interval + 5)
+        if self.opened:
+            self.ended = self.ended or "detached; memdash closed the inspector it opened"
+        else:
+            self.ended = self.ended or "detached; the inspector stays open as it was"
+
+
+def top_sites(profile: dict, limit: int = 10) -> list[dict]:
+    """Allocation sites of a sampling heap profile, biggest first: bytes still alive that were
+    allocated there (V8 samples, scaled), and how many samples."""
+    counts: dict[int, int] = {}
+    for sample in profile.get("samples", []):
+        counts[sample["nodeId"]] = counts.get(sample["nodeId"], 0) + 1
+    sites: dict[tuple, dict] = {}
+    todo = [profile["head"]]
+    while todo:
+        node = todo.pop()
+        todo.extend(node.get("children", []))
+        if not node.get("selfSize"):
+            continue
+        frame = node["callFrame"]
+        key = (frame.get("functionName"), frame.get("url"), frame.get("lineNumber"))
+        site = sites.setdefault(
+            key,
+            {
+                "function": frame.get("functionName") or "(anonymous)",
+                "file": frame.get("url") or "(native)",
+                "line": frame.get("lineNumber", -1) + 1,  # CDP counts from 0
+                "column": frame.get("columnNumber", -1) + 1,
+                "size": 0,
+                "count": 0,
+            },
+        )
+        site["size"] += node["selfSize"]
+        site["count"] += counts.get(node["id"], 0)
+    ranked = sorted(sites.values(), key=lambda s: -s["size"])[:limit]
+    # Everything sampled was allocated during the window: the growth is the size itself.
+    return [{**s, "size_diff": s["size"], "count_diff": s["count"]} for s in ranked]
+
+
+def inspector_error(e: InspectError) -> errors.MemdashError:
+    """An InspectError as the REST layer's error (503 unavailable)."""
+    return errors.Unavailable(str(e))

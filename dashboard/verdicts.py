@@ -1,0 +1,100 @@
+"""Growth verdicts for everything sampled: one :class:`growth.GrowthEstimator` per target, fed
+as a sampler sink, and a ``growth`` message once a second to the viewers that watch.
+
+The estimator is the one judgement of growth memdash makes (the page draws it, the run monitor
+and /metrics read it); this module only keeps one per series, feeds it RSS, and says the
+results: ``growth_of(pid, children)`` for anyone, and a Socket.IO ``growth`` message with one
+``{"pid", "children", "growth"}`` argument per watched target, encoded once per group of
+viewers who watch the same set.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from .growth import GrowthEstimator
+from .sampler import Emit
+from .target import Target
+
+Key = tuple[int, bool]
+
+
+class Verdicts:
+    """A sampler sink (``flushed``/``exited``) keeping the growth of every sampled target."""
+
+    def __init__(
+        self,
+        emit: Emit,
+        *,
+        is_helper: Callable[[int], bool] = lambda pid: False,
+        interval: float = 1.0,
+    ):
+        self.emit = emit
+        self.is_helper = is_helper  # a run's service (redis-server): filling a cache is no leak
+        self.interval = interval
+        self._estimators: dict[Key, GrowthEstimator] = {}
+        self._targets: dict[Key, Target] = {}
+        self._growth: dict[Key, dict] = {}
+        self._next_report = 0.0
+        self._lock = threading.Lock()
+
+    # -- the sampler sink --------------------------------------------------------------------
+
+    def flushed(self, batches: list[tuple[Target, list[dict]]]) -> None:
+        with self._lock:
+            for target, samples in batches:
+                key = (target.pid, target.children)
+                estimator = self._estimators.get(key)
+                if estimator is None or self._targets.get(key) is not target:  # new, or reused
+                    estimator = GrowthEstimator(helper=self.is_helper(target.pid))
+                    self._estimators[key], self._targets[key] = estimator, target
+                for sample in samples:
+                    # A tree's member count is its membership: a change is a step, not growth.
+                    estimator.add(sample["t"], sample["rss"], sample.get("children"))
+        now = time.time()
+        if now >= self._next_report:
+            self._next_report = now + self.interval
+            self._report(now)
+
+    def exited(self, target: Target, t: float, reason: str) -> None:
+        with self._lock:
+            key = (target.pid, target.children)
+            if self._targets.get(key) is target:  # the last verdict stays readable
+                del self._estimators[key], self._targets[key]
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def growth_of(self, pid: int, children: bool = False) -> dict | None:
+        with self._lock:
+            return self._growth.get((pid, children))
+
+    def quiet(self, pids: list[int], start: float, end: float) -> None:
+        """Ignore ``start..end`` (a tool action) in these processes and the trees they are in."""
+        wanted = set(pids)
+        with self._lock:
+            for (pid, children), estimator in self._estimators.items():
+                target = self._targets[(pid, children)]
+                inside = children and wanted & set(list(target.readers))
+                if pid in wanted or inside:
+                    estimator.quiet(start, end)
+
+    # -- once a second -------------------------------------------------------------------------
+
+    def _report(self, now: float) -> None:
+        per_socket: dict[str, list[dict]] = {}
+        with self._lock:
+            for key, estimator in list(self._estimators.items()):
+                target = self._targets[key]
+                if target.exited_at is not None or not target.held:
+                    continue
+                growth = self._growth[key] = estimator.estimate(now).to_dict()
+                message = {"pid": key[0], "children": key[1], "growth": growth}
+                for sid in list(target.sockets):
+                    per_socket.setdefault(sid, []).append(message)
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for sid, messages in per_socket.items():
+            groups.setdefault(tuple(id(m) for m in messages), []).append(sid)
+        for sids in groups.values():
+            self.emit("growth", per_socket[sids[0]], sids)

@@ -1,0 +1,109 @@
+// "Finding the leak": the tools that say where memory goes, shown in the results panel
+// beside the chart. tracemalloc diff (Python runs), heap snapshot (Node runs) and the
+// smaps diff of any watched process. A run's tool is aimed at one of its processes (`pid`)
+// or, without one, at the process the server picks (the one growing most); every result
+// names the pid it examined.
+
+import { api } from "./api.js";
+import { button, el } from "./dom.js";
+import { formatBytes } from "./format.js";
+import { runLabel } from "./state.js";
+import { showError } from "./toast.js";
+
+const MEASURE_SECONDS = 5;
+
+function signed(n) { return (n > 0 ? "+" : "") + formatBytes(n); }
+
+function hint(text) { return el("p", { class: "hint", text }); }
+
+function findingsTable(headers, rows) {
+  return el("table", { class: "findings-table" },
+    el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { text: h })))),
+    el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((c) => el("td", { text: c }))))));
+}
+
+/** Disable a button and relabel it while `fn` runs (a 5 s measurement, a snapshot). */
+async function withBusy(btn, label, fn) {
+  const old = btn ? btn.textContent : "";
+  if (btn) { btn.disabled = true; btn.textContent = label; }
+  try { await fn(); } finally { if (btn) { btn.disabled = false; btn.textContent = old; } }
+}
+
+export function initTools(panel) {
+  function show(title, ...content) {
+    panel.hidden = false;
+    panel.replaceChildren(
+      el("div", { class: "findings-head" },
+        el("h3", { text: title }),
+        button({ class: "remove", text: "×", title: "Close", onclick: () => { panel.hidden = true; } })),
+      ...content);
+    panel.scrollTop = 0;
+    panel.scrollIntoView({ block: "nearest" });
+  }
+
+  /** Run a tool behind a busy button; its failure becomes a toast named `what`. */
+  function measure(btn, label, what, fn) {
+    return withBusy(btn, label, async () => {
+      try { await fn(); } catch (err) { showError(err, what); }
+    });
+  }
+
+  /** The pid a result examined: the server says; an older server examined the run's main pid. */
+  const examined = (r, run, pid) => r.pid ?? pid ?? run.pid;
+  const withPid = (body, pid) => (pid ? { ...body, pid } : body);
+
+  function leakReport(run, btn, pid = null) {
+    return measure(btn, `measuring ${MEASURE_SECONDS} s…`, "find the leak", async () => {
+      const r = await api(`/api/runs/${encodeURIComponent(run.run_id)}/leak-report`, { method: "POST", body: withPid({ seconds: MEASURE_SECONDS }, pid) });
+      const rows = (r.top || []).map((x) => [`${x.file}:${x.line}`, signed(x.size_diff), `${x.count_diff > 0 ? "+" : ""}${x.count_diff}`, formatBytes(x.size), String(x.count)]);
+      show(`Where ${runLabel(run)} (pid ${examined(r, run, pid)}) allocates – tracemalloc, ${MEASURE_SECONDS} s diff`,
+        hint(r.hint || `Lines that allocated the most new memory over ${MEASURE_SECONDS} seconds. The top line is usually the leak.`),
+        rows.length ? findingsTable(["Source line", "Size diff", "Count diff", "Size", "Count"], rows) : el("p", { text: "No allocations grew." }));
+    });
+  }
+
+  function heapSnapshot(run, btn, pid = null) {
+    return measure(btn, "snapshotting…", "heap snapshot", async () => {
+      const r = await api(`/api/runs/${encodeURIComponent(run.run_id)}/heap-snapshot`, { method: "POST", body: withPid({}, pid) });
+      show(`Heap snapshot of ${runLabel(run)} (pid ${examined(r, run, pid)})`,
+        el("p", {}, el("a", { href: r.url, download: "", class: "download", text: "⬇ Download .heapsnapshot" })),
+        hint("Open it in Chrome DevTools → Memory → Load, then sort by Retained Size."));
+    });
+  }
+
+  /** Mappings diff of a watched process: `w` is a watch or {pid, label}. */
+  function mappings(w, btn) {
+    return measure(btn, `measuring ${MEASURE_SECONDS} s…`, "mappings diff", async () => {
+      const r = await api(`/api/processes/${encodeURIComponent(w.pid)}/mappings?seconds=${MEASURE_SECONDS}`);
+      const groups = (r.groups || []).map((g) => [g.kind, formatBytes(g.rss_before), formatBytes(g.rss_after), signed(g.diff)]);
+      const top = (r.top || []).filter((m) => m.diff).map((m) => [m.name || "(anonymous)", m.kind, signed(m.diff), formatBytes(m.rss_after)]);
+      show(`Mappings diff of ${w.label} – smaps, ${MEASURE_SECONDS} s`,
+        hint(`Resident memory by mapping kind before and after ${MEASURE_SECONDS} seconds. Growth in heap/anonymous is allocator memory; file growth is usually harmless page cache.`),
+        findingsTable(["Kind", "RSS before", "RSS after", "Diff"], groups),
+        top.length ? el("h4", { text: "Mappings that grew most" }) : null,
+        top.length ? findingsTable(["Mapping", "Kind", "Diff", "RSS after"], top) : null);
+    });
+  }
+
+  // The language-level tool each runtime offers on a live run.
+  const RUN_TOOLS = {
+    python: { label: "Find the leak", use: leakReport },
+    node: { label: "Heap snapshot", use: heapSnapshot },
+  };
+
+  /** Mappings diff of a run's process: `pid`, else the one the server sees growing most. */
+  function runMappings(run, btn, pid = null) {
+    const procs = run.processes || [];
+    const rate = (p) => p.growth?.bytes_per_min ?? -Infinity;
+    const pick = pid ?? (procs.length ? procs.reduce((a, b) => (rate(b) > rate(a) ? b : a)).pid : run.pid);
+    const role = procs.find((p) => p.pid === pick)?.role;
+    return mappings({ pid: pick, label: `${runLabel(run)}${role ? ` · ${role}` : ""} (pid ${pick})` }, btn);
+  }
+
+  return {
+    /** {label, use(run, btn, pid)} for a run's runtime, or null. */
+    forRun: (run) => RUN_TOOLS[run.runtime] || null,
+    mappings,
+    runMappings,
+  };
+}

@@ -1,0 +1,308 @@
+"""The growth estimator (dashboard/growth.py): real traces of the leak lab, and synthetic series.
+
+The traces in tests/data/growth/ were recorded by ``benchmarks/bench_verdicts.py --record``:
+each scenario x runtime started as Compare starts it (leaky and fixed together, default params),
+RSS of the run's process tree and of shared_cache's redis-server read at 10 Hz from /proc for
+60 s (or until the leaky run ended), kept at 2 Hz in KiB, with the times the tree's membership
+changed and, for the ``-action`` traces, the span of a tool action at 25 s on the fixed run (Node:
+a heap snapshot; Python: a 2 s leak report). ``-run2`` traces are a second recording of every
+run (the estimator was tuned on the first). Replaying them is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from dashboard.growth import Growth, GrowthEstimator
+
+MiB = 2**20
+TRACES = sorted((Path(__file__).parent / "data" / "growth").glob("*.json"))
+SCENARIOS = (
+    "unbounded_cache",
+    "module_accumulator",
+    "slow_consumer",
+    "closure_retention",
+    "offheap",
+    "shared_cache",
+    "heap_limit",
+)
+
+
+def replay(trace: dict) -> list[tuple[float, Growth]]:
+    """Feed a recorded trace as the sampler will, and ask once a second."""
+    est = GrowthEstimator(helper=trace["role"] != "main")
+    pending = [tuple(q) for q in trace["quiet"]]
+    changes = [c[0] for c in trace["members"]]
+    out, next_t = [], 1.0
+    for t, kib in trace["samples"]:
+        for start, end in [q for q in pending if t > q[1]]:
+            est.quiet(start, end)  # the server marks a tool action once it has ended
+            pending.remove((start, end))
+        members = sum(1 for c in changes if c <= t)  # a token that changes with membership
+        est.add(t, kib * 1024, members)
+        while t >= next_t:
+            out.append((next_t, est.estimate(next_t)))
+            next_t += 1.0
+    return out
+
+
+def first(timeline: list[tuple[float, Growth]], verdict: str) -> float | None:
+    return next((t for t, g in timeline if g.verdict == verdict), None)
+
+
+def feed(est: GrowthEstimator, f, start: float, end: float, hz: float = 10.0, members=None):
+    """Samples of f(t) from start to end at hz; returns one estimate per second."""
+    out, n = [], 0
+    while True:
+        t = start + n / hz
+        if t > end:
+            return out
+        est.add(t, int(f(t)), members(t) if callable(members) else members)
+        if n % int(hz) == int(hz) - 1:
+            out.append((round(t + 1 / hz, 3), est.estimate(t + 1 / hz)))
+        n += 1
+
+
+# -- real traces ------------------------------------------------------------------------------
+
+
+def test_every_run_was_recorded():
+    names = {p.stem for p in TRACES}
+    for scenario in SCENARIOS:
+        for runtime in ("python", "node"):
+            for variant in ("leaky", "fixed"):
+                assert f"{scenario}-{runtime}-{variant}" in names
+    assert {"shared_cache-python-fixed-redis", "shared_cache-node-fixed-redis"} <= names
+    assert sum(p.stat().st_size for p in TRACES) < 250_000
+
+
+@pytest.mark.parametrize("path", [p for p in TRACES if "-leaky" in p.name], ids=lambda p: p.stem)
+def test_leaky_run_reads_growing_within_15_s_and_stays(path):
+    trace = json.loads(path.read_text())
+    timeline = replay(trace)
+    grew = first(timeline, "growing")
+    assert grew is not None and grew <= 15, [(t, g.verdict) for t, g in timeline[:20]]
+    after = [(t, g.verdict) for t, g in timeline if t > grew and g.verdict != "growing"]
+    assert after == []
+    assert timeline[-1][1].bytes_per_min > 0
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in TRACES if "-leaky" not in p.name], ids=lambda p: p.stem
+)
+def test_fixed_run_and_helper_never_grow_and_settle_by_20_s(path):
+    trace = json.loads(path.read_text())
+    timeline = replay(trace)
+    assert timeline[-1][0] >= 59, "the trace covers the first 60 s"
+    grew = [(t, g.bytes_per_min // 1024) for t, g in timeline if g.verdict == "growing"]
+    assert grew == []
+    settled = first(timeline, "stable")
+    assert settled is not None and settled <= 20, [(t, g.verdict) for t, g in timeline[:25]]
+
+
+@pytest.mark.parametrize(
+    "name", ["unbounded_cache-node-fixed-action", "shared_cache-node-fixed-action"]
+)
+def test_heap_snapshot_jump_needs_its_quiet_span(name):
+    # the same real trace without its quiet span: the snapshot's +30 MiB reads as growth
+    trace = json.loads((Path(__file__).parent / "data" / "growth" / f"{name}.json").read_text())
+    assert trace["quiet"], "the trace marks its heap snapshot"
+    assert first(replay(trace), "growing") is None
+    assert first(replay({**trace, "quiet": []}), "growing") is not None
+
+
+# -- synthetic series: given / when / then ------------------------------------------------------
+
+
+def noise(seed: int, sd: float):
+    rng = random.Random(seed)
+    return lambda: rng.gauss(0, sd)
+
+
+def test_flat_series_reads_stable_and_never_growing():
+    est, n = GrowthEstimator(), noise(1, 0.05 * MiB)
+    timeline = feed(est, lambda t: 40 * MiB + n(), 0, 90)
+    assert first(timeline, "growing") is None
+    assert first(timeline, "stable") <= 10
+    assert abs(timeline[-1][1].bytes_per_min) < 0.5 * MiB
+
+
+def test_linear_climb_reads_growing_early_with_its_rate():
+    est = GrowthEstimator()
+    timeline = feed(est, lambda t: 30 * MiB + t * 0.5 * MiB, 0, 60)  # 30 MiB/min
+    grew = first(timeline, "growing")
+    assert grew is not None and grew <= 12  # patience: growth sustained for 10 s
+    assert all(g.verdict == "growing" for t, g in timeline if t >= grew)
+    last = timeline[-1][1]
+    assert math.isclose(last.bytes_per_min, 30 * MiB, rel_tol=0.05)
+    assert last.window_s == pytest.approx(est.window_s, abs=1.5)
+
+
+def test_slow_leak_on_a_big_process_is_not_growing_but_on_a_small_one_is():
+    # the threshold is relative to the level: 6 MiB/min on 2 GiB is drift, on 20 MiB a leak
+    big = feed(GrowthEstimator(), lambda t: 2048 * MiB + t * 0.1 * MiB, 0, 60)
+    small = feed(GrowthEstimator(), lambda t: 20 * MiB + t * 0.1 * MiB, 0, 60)
+    assert first(big, "growing") is None and big[-1][1].verdict == "stable"
+    assert small[-1][1].verdict == "growing"
+
+
+def test_noisy_flat_series_with_gc_spikes_never_reads_growing():
+    n = noise(2, 0.3 * MiB)
+
+    def rss(t: float) -> float:
+        spike = 40 * MiB if t % 7 < 0.3 else 0  # three samples every 7 s
+        return 60 * MiB + n() + spike
+
+    timeline = feed(GrowthEstimator(), rss, 0, 90)
+    assert first(timeline, "growing") is None
+    assert first(timeline, "shrinking") is None
+    assert first(timeline, "stable") <= 20
+
+
+def test_step_up_in_a_quiet_span_is_not_growth():
+    # given a flat process that a heap snapshot makes jump +40 MiB (and stay there)
+    def rss(t: float) -> float:
+        if 30 <= t < 33:
+            return 120 * MiB  # while the snapshot is written
+        return 60 * MiB + (40 * MiB if t >= 33 else 0)
+
+    # when the server marks the action as quiet (once it has ended)
+    est = GrowthEstimator()
+    before = feed(est, rss, 0, 34)
+    est.quiet(30, 34)
+    after = feed(est, rss, 34.1, 90)
+    # then it never reads growing and is stable again
+    assert first(before + after, "growing") is None
+    assert all(g.verdict == "stable" for t, g in after)
+    assert all(abs(g.bytes_per_min) < MiB for t, g in after)
+
+    # and without the quiet span the same series does read growing: the span is what helps
+    control = feed(GrowthEstimator(), rss, 0, 90)
+    assert max(g.bytes_per_min for t, g in control) > 10 * MiB
+
+
+def test_quiet_span_marked_in_advance_drops_its_samples():
+    est = GrowthEstimator()
+    feed(est, lambda t: 50 * MiB, 0, 20)
+    est.quiet(20, 25)
+    timeline = feed(est, lambda t: 50 * MiB + (500 * MiB if t < 25 else 20 * MiB), 20.1, 60)
+    assert first(timeline, "growing") is None
+    assert timeline[-1][1].verdict == "stable"
+
+
+def test_membership_change_is_neither_growth_nor_shrinkage():
+    # given a pre-fork server: a master, a worker joining every 4 s (8..36 s), one leaving at 50 s
+    def members(t: float) -> frozenset:
+        joined = {10 + i for i in range(8) if t >= 8 + 4 * i}
+        return frozenset({1} | joined) - ({10} if t >= 50 else frozenset())
+
+    def rss(t: float) -> float:
+        return 25 * MiB * len(members(t))
+
+    timeline = feed(GrowthEstimator(), rss, 0, 90, members=members)
+    assert first(timeline, "growing") is None
+    assert first(timeline, "shrinking") is None
+    assert first(timeline, "stable") <= 10
+    assert all(abs(g.bytes_per_min) < MiB for t, g in timeline if t >= 10)
+
+    # and without the members the same staircase reads growing: the members are what help
+    control = feed(GrowthEstimator(), rss, 0, 90)
+    assert first(control, "growing") is not None
+
+
+def test_growing_tree_keeps_its_rate_across_a_membership_change():
+    # every member leaks 6 MiB/min; a member joining adds its level, not its rate
+    def members(t: float) -> frozenset:
+        return frozenset({1, 2} | ({3} if t >= 30 else set()))
+
+    def rss(t: float) -> float:
+        return sum(20 * MiB + t * 0.1 * MiB for _ in members(t))
+
+    timeline = feed(GrowthEstimator(), rss, 0, 60, members=members)
+    assert all(g.verdict == "growing" for t, g in timeline if t >= 15)
+    rate = timeline[-1][1].bytes_per_min
+    assert 12 * MiB * 0.9 <= rate <= 18 * MiB * 1.1
+
+
+def test_shrinking_series_reads_shrinking():
+    def rss(t: float) -> float:
+        return 200 * MiB - max(0.0, t - 20) * 1 * MiB  # flat, then frees 60 MiB/min
+
+    timeline = feed(GrowthEstimator(), rss, 0, 80)
+    assert first(timeline, "growing") is None
+    assert first(timeline, "stable") <= 20
+    assert timeline[-1][1].verdict == "shrinking"
+    assert timeline[-1][1].bytes_per_min < -50 * MiB
+
+
+def test_decelerating_start_is_warming_up_then_stable_never_growing():
+    # V8 / CPython at start-up: +40 MiB, fast at first, levelling off (time constant 3 s)
+    def rss(t: float) -> float:
+        return 30 * MiB + 40 * MiB * (1 - math.exp(-t / 3))
+
+    timeline = feed(GrowthEstimator(), rss, 0, 60)
+    assert first(timeline, "growing") is None
+    assert timeline[5][1].verdict == "warming_up"
+    assert first(timeline, "stable") <= 30
+
+
+def test_leak_after_a_settled_start_reads_growing():
+    def rss(t: float) -> float:
+        return 30 * MiB + 20 * MiB * (1 - math.exp(-t / 3)) + max(0.0, t - 25) * 0.4 * MiB
+
+    timeline = feed(GrowthEstimator(), rss, 0, 70)
+    settled, grew = first(timeline, "stable"), first(timeline, "growing")
+    assert settled is not None and grew is not None and settled < 25 < grew <= 45
+    assert timeline[-1][1].verdict == "growing"
+
+
+def test_no_samples_and_to_dict():
+    est = GrowthEstimator()
+    assert est.estimate(0.0) == Growth(0, "warming_up", 0.0)
+    feed(est, lambda t: 10 * MiB + t * MiB, 0, 20)
+    d = est.estimate().to_dict()
+    assert set(d) == {"bytes_per_min", "verdict", "window_s"}
+    assert isinstance(d["bytes_per_min"], int) and isinstance(d["window_s"], float)
+    assert d["verdict"] in ("warming_up", "stable", "growing", "shrinking")
+
+
+def test_memory_is_bounded_and_estimate_cached():
+    est = GrowthEstimator()
+    feed(est, lambda t: 10 * MiB + (t % 50) * MiB, 0, 3600)
+    assert len(est._points) <= 2 * est.window_s + 2
+    one = est.estimate()
+    assert est.estimate() is one  # nothing new: no new fit
+
+
+def test_helper_filling_its_cache_is_not_a_leak():
+    # given a redis-server whose keys live 10 s: it fills at 45 MiB/min for 13 s, then holds
+    def rss(t: float) -> float:
+        return 12 * MiB + min(t, 13.0) * 0.75 * MiB
+
+    # when it is watched as a run's helper, it never reads growing and settles by 20 s
+    timeline = feed(GrowthEstimator(helper=True), rss, 0, 60)
+    assert first(timeline, "growing") is None
+    assert first(timeline, "stable") <= 20
+    # as a main process the same fill reads growing: the helper option is what helps
+    assert first(feed(GrowthEstimator(), rss, 0, 60), "growing") is not None
+
+
+def test_helper_that_keeps_growing_reads_growing_after_its_patience():
+    timeline = feed(GrowthEstimator(helper=True), lambda t: 12 * MiB + t * 0.75 * MiB, 0, 60)
+    grew = first(timeline, "growing")
+    assert grew is not None and 30 <= grew <= 35
+
+
+def test_times_on_the_epoch_clock_read_as_from_zero():
+    def from_zero(t: float) -> float:
+        return 30 * MiB + t * 0.5 * MiB
+
+    t0 = 1_764_000_000.0
+    at_zero = feed(GrowthEstimator(), from_zero, 0, 40)
+    at_epoch = feed(GrowthEstimator(), lambda t: from_zero(t - t0), t0, t0 + 40)
+    assert [g.verdict for _, g in at_epoch] == [g.verdict for _, g in at_zero]
