@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import time
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request, send_file
 
-from . import access, errors, memory, share, validate
+from . import access, errors, memory, sessions, share, trees, validate
 from .extension import get_memdash
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -41,6 +41,30 @@ def share_info():
     return jsonify({**urls, "qr_svg": share.qr_svg(urls["audience"])})
 
 
+@bp.get("/recording")
+@access.audience_ok
+def recording():
+    """Where this session is recorded and whether that still works (a full disk stops it)."""
+    return jsonify({"recording": get_memdash().recording_status()})
+
+
+@bp.get("/artefacts")
+def artefacts():
+    """The session's kept tool artefacts (heap snapshots), with size and path."""
+    recorder = get_memdash().recorder
+    return jsonify({"artefacts": sessions.list_artefacts(recorder.path) if recorder else []})
+
+
+@bp.get("/artefacts/<name>")
+def artefact(name: str):
+    recorder = get_memdash().recorder
+    if recorder is None:
+        raise errors.NotFound("this session is not recorded, so it keeps no artefacts")
+    path = sessions.artefact_path(recorder.path, name)  # plain names from the listing only
+    kind = "application/json" if name.endswith(".heapsnapshot") else None
+    return send_file(path, as_attachment=True, download_name=name, mimetype=kind)
+
+
 @bp.get("/processes")
 def processes():
     limit = query_number("limit", 50, 1, 1000, integer=True)
@@ -54,7 +78,8 @@ def process(pid: str):
     number = memory.parse_pid(pid)
     memdash = get_memdash()
     memdash.check_shown(number, role())
-    return jsonify(memdash.public(memory.describe(number)))
+    info = memdash.public(memory.describe(number))
+    return jsonify({**info, **memdash.heaps.describe(number)})  # "no language heap" when None
 
 
 @bp.get("/processes/<pid>/samples")
@@ -76,15 +101,33 @@ def samples(pid: str):
     return jsonify({"pid": number, "process": info, "samples": [sample]})
 
 
+@bp.get("/processes/<pid>/tree")
+@access.audience_ok
+def tree(pid: str):
+    """A tree's members and their ranking by growth (as watched, else as it is now)."""
+    number = memory.parse_pid(pid)
+    memdash = get_memdash()
+    memdash.check_shown(number, role())
+    return jsonify(
+        trees.report(
+            memdash.sampler.target(number, True), number, memdash.growth_of, memdash.public
+        )
+    )
+
+
 @bp.get("/processes/<pid>/mappings")
 def mappings(pid: str):
     """Which mappings grew over ``seconds`` (heap, anonymous, file-backed, stack)."""
     number = memory.parse_pid(pid)
     seconds = query_number("seconds", 5.0, 0.0, 60.0)
-    before = memory.read_mappings(number)
-    time.sleep(seconds)  # the two reads must be this far apart; a request thread of its own
-    after = memory.read_mappings(number)
-    return jsonify({"pid": number, "seconds": seconds, **diff_mappings(before, after)})
+    memdash = get_memdash()
+    with memdash.workers.action("mappings diff", number, expect=seconds):
+        before = memory.read_mappings(number)
+        time.sleep(seconds)  # the two reads must be this far apart; a request thread of its own
+        after = memory.read_mappings(number)
+    result = {"pid": number, "seconds": seconds, **diff_mappings(before, after)}
+    memdash.record_tool("mappings_diff", result)
+    return jsonify(result)
 
 
 def diff_mappings(before: list[dict], after: list[dict]) -> dict:

@@ -10,7 +10,7 @@ import logging
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from . import __version__, access, api, assets, errors, events, lab, metrics
+from . import __version__, access, api, assets, errors, events, heaps, lab, metrics
 from .extension import Memdash
 
 DEFAULTS = {
@@ -28,6 +28,7 @@ DEFAULTS = {
     # unless the CLI binds beyond loopback (then a presenter token and this machine's names).
     "ACCESS": None,
     "SHARE_URLS": None,  # {"presenter", "audience"} when the room can join (--share)
+    "RECORDER": None,  # a recording.Recorder the CLI opened (every session is recorded)
 }
 
 
@@ -42,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(lab.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(heaps.bp)
     collector = metrics.WatchedProcesses(memdash)
     memdash.sampler.add_sink(collector)
     memdash.metrics_registry = metrics.registry_for(collector)

@@ -45,7 +45,8 @@ class BadRequest(MemdashError):
 
 
 class BadPid(BadRequest):
-    """Not a PID: not an integer, or out of range."""
+    """Not a PID: not an integer, or out of range; or not one of the run's processes (lab
+    tools)."""
 
     code = "bad_pid"
 

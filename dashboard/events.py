@@ -19,7 +19,7 @@ import time
 from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 
-from . import access, errors, memory, validate
+from . import access, errors, memory, trees, validate
 from .extension import get_memdash
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,8 @@ def register(socketio: SocketIO) -> None:
                 raise ConnectionRefusedError(refused.message, refused.body())
             memdash.roles[request.sid] = who
         memdash.start()
-        emit("hello", {"role": who, "shared": memdash.access.shared})
+        hello = {"role": who, "shared": memdash.access.shared}
+        emit("hello", {**hello, "recording": memdash.recording_status()})
         if who == access.AUDIENCE:
             join_room(AUDIENCE_ROOM)
             if memdash.view is not None:
@@ -159,13 +160,18 @@ def register(socketio: SocketIO) -> None:
         # arrive twice, never be missed. A long history comes as at most max_points samples
         # (min and max per bucket, so spikes stay), shared by every viewer who asks the same.
         samples, bucket = target.history.backfill(since, window, max_points)
-        return {
+        ack = {
             "pid": pid,
             "children": children,
             "process": memdash.public(target.describe()),
             "samples": samples,
             "bucket": bucket,
         }
+        if target.tree is not None:  # its members, each with its history, and their ranking
+            ack.update(
+                trees.acked(target, memdash.growth_of, memdash.public, since, window, max_points)
+            )
+        return ack
 
     @handler("unwatch", audience=True)
     def unwatch(payload=None):

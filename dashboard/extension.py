@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import socketio
 from flask import Flask, current_app
 from flask_socketio import SocketIO
 
 from . import access, errors
+from .recorder_sink import RecorderSink
+from .reporters.sources import HeapSources
 from .sampler import Sampler
+from .sessions import artefact_dir
 from .verdicts import Verdicts
 from .workers import WorkerPool
 
@@ -78,6 +82,16 @@ class Memdash:
         self.workers.growth_of = self.verdicts.growth_of
         self.workers.quiet = self.verdicts.quiet
         self.growth_of = self.verdicts.growth_of
+        self.heaps = HeapSources()  # language heaps beyond the lab: `memdash run`, --inspect
+        # Recording (the CLI opens the file; test apps record nothing): a sampler sink, and the
+        # runs, marks and tool results from the way out below. Artefacts live beside the file.
+        self.recorder = config["RECORDER"]
+        self.recording: RecorderSink | None = None
+        if self.recorder is not None:
+            self.recording = RecorderSink(self.recorder)
+            self.sampler.add_sink(self.recording)
+            self.recorder.on_error = self._recording_failed
+            self.workers.keep_snapshots(artefact_dir(self.recorder.path, create=True))
         self.pinned = set(config["PINNED_PIDS"])
         for pid in config["PINNED_PIDS"]:
             self.sampler.keep(pid, False, owner="cli")
@@ -91,6 +105,8 @@ class Memdash:
         more than ``max_queued`` messages (10 s of flushes) means it has not read for that long.
         """
         max_queued = 100
+        if self.recorder is not None and event in ("run", "mark"):
+            self._record(event, payload)
         if isinstance(payload, list):  # batches (Sampler.flush): one Socket.IO argument each
             payload = tuple(payload)  # python-socketio sends a tuple as several arguments
         if event == "samples" and to is not None:
@@ -114,6 +130,32 @@ class Memdash:
                 return
             to = live
         self.socketio.emit(event, payload, to=to)
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def _record(self, event: str, payload: dict) -> None:
+        if event == "run":
+            self.recorder.add_run({**payload, "verdict": payload.get("growth")})
+        else:
+            self.recorder.add_mark(
+                payload["t"], payload["kind"], payload["label"], payload.get("pid")
+            )
+
+    def record_tool(self, kind: str, result: dict, artefact: str | None = None) -> None:
+        """Keep a tool's result with the session (no-op when not recording)."""
+        if self.recorder is not None:
+            self.recorder.add_tool_result(
+                time.time(), result.get("run_id"), result.get("pid"), kind, result, artefact
+            )
+
+    def recording_status(self) -> dict | None:
+        return self.recording.status() if self.recording is not None else None
+
+    def _recording_failed(self, message: str) -> None:
+        """The disk is full or read-only: recording stops, the dashboard goes on, and every
+        viewer is told (the page shows a warning)."""
+        log.warning("recording stopped: %s", message)
+        self._emit("recording", self.recording_status() or {"error": message}, None)
 
     def _is_helper(self, pid: int) -> bool:
         """A service a run started for itself (its redis-server), not the run's own code."""
@@ -156,9 +198,12 @@ class Memdash:
         self.workers.start()
 
     def stop(self) -> None:
+        self.heaps.close()  # close the inspectors memdash opened
         self.workers.stop_all(reason="memdash shut down")
         self.workers.close()
         self.sampler.stop()
+        if self.recorder is not None:
+            self.recorder.close()  # writes what is queued, then releases the file
 
 
 def get_memdash() -> Memdash:

@@ -18,26 +18,30 @@ import itertools
 import json
 import logging
 import os
-import re
 import signal
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
 
 import psutil
 import websocket
 
-from . import errors
+from .inspect_target import (  # noqa: F401  (re-exported: the CLI's checks)
+    InspectError,
+    answers_cdp,
+    check_node,
+    configured_port,
+    listening,
+    port_owner,
+    python_attach_message,
+    runtime_of,
+    targets,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 9229
 ATTACH_TIMEOUT = 5.0
-_NODE_EXE = re.compile(r"^(node|nodejs)(\d+(\.\d+)*)?$")
-_PYTHON_EXE = re.compile(r"^python(\d)\.(\d+)")
-_LOOPBACK_BINDS = ("127.0.0.1", "0.0.0.0", "::", "::ffff:127.0.0.1")
 # Run in the target, so `require` need not exist in the evaluation scope (ES modules, -e):
 # process.getBuiltinModule (Node >= 20.16), else the command-line API's require. Closing is
 # deferred so that the reply to this very evaluation still goes out on the socket.
@@ -47,147 +51,6 @@ _CLOSE = (
     "process.mainModule.require); const i = r('inspector'); setImmediate(() => i.close()); "
     "return 'closing'; })()"
 )
-
-
-class InspectError(Exception):
-    """A one-line reason why memdash cannot (or will not) attach."""
-
-
-# -- who may be attached to ------------------------------------------------------------------
-
-
-def _process(pid: int) -> psutil.Process:
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            raise InspectError(f"process {pid} is a zombie: it has exited; nothing to attach to")
-        if proc.uids().real != os.getuid():
-            raise InspectError(f"process {pid} belongs to another user; memdash attaches only to yours")
-        return proc
-    except psutil.NoSuchProcess:
-        raise InspectError(f"no process with pid {pid}") from None
-    except psutil.AccessDenied:
-        raise InspectError(f"access to process {pid} denied: it belongs to another user") from None
-
-
-def _exe_name(proc: psutil.Process) -> str:
-    try:
-        exe = proc.exe()
-    except (psutil.AccessDenied, psutil.ZombieProcess):
-        exe = ""
-    return os.path.basename(exe) if exe else proc.name()
-
-
-def runtime_of(pid: int) -> str:
-    """``"node"`` or ``"python"`` for a live process of this user, else InspectError."""
-    proc = _process(pid)
-    name = _exe_name(proc)
-    if _NODE_EXE.match(name):
-        return "node"
-    if name.startswith("python"):
-        return "python"
-    raise InspectError(
-        f"process {pid} ({name}) is not node; --inspect attaches to Node programs only "
-        f"(start others with `memdash run -- CMD` for their language heap)"
-    )
-
-
-def check_node(pid: int) -> psutil.Process:
-    """The process, if it is a live ``node`` of this user; InspectError otherwise."""
-    if runtime_of(pid) != "node":
-        raise InspectError(python_attach_message(pid))
-    return _process(pid)
-
-
-def python_version_of(pid: int) -> Optional[tuple[int, int]]:
-    """The Python version a process runs, from its executable's name (python3.11) or maps."""
-    proc = _process(pid)
-    for name in (_exe_name(proc), os.path.basename(os.path.realpath(f"/proc/{pid}/exe"))):
-        match = _PYTHON_EXE.match(name)
-        if match:
-            return int(match.group(1)), int(match.group(2))
-    try:
-        for m in proc.memory_maps(grouped=True):
-            match = re.search(r"libpython(\d)\.(\d+)", m.path)
-            if match:
-                return int(match.group(1)), int(match.group(2))
-    except psutil.Error:
-        pass
-    return None
-
-
-def python_attach_message(pid: int, local: tuple[int, int] | None = None) -> str:
-    """Why a running Python program cannot be attached to, or "" when it can (PEP 768)."""
-    import sys
-
-    local = local or sys.version_info[:2]
-    target = python_version_of(pid)
-    if local >= (3, 14) and target is not None and target >= (3, 14):
-        return ""
-    shown = "an unknown Python" if target is None else f"Python {target[0]}.{target[1]}"
-    return (
-        f"process {pid} runs {shown} and memdash runs on Python {local[0]}.{local[1]}: "
-        "attaching to a running Python program needs Python >= 3.14 on both sides "
-        "(sys.remote_exec, PEP 768); start it with `memdash run -- python ...` instead"
-    )
-
-
-# -- where its inspector listens -------------------------------------------------------------
-
-
-def _listening(proc: psutil.Process) -> set[int]:
-    """TCP ports ``proc`` listens on."""
-    read = getattr(proc, "net_connections", None) or proc.connections
-    return {c.laddr.port for c in read(kind="tcp") if c.status == psutil.CONN_LISTEN}
-
-
-def port_owner(port: int) -> Optional[int]:
-    """Whether something listens where Node would bind 127.0.0.1:``port``: its pid (0 when
-    it is another user's and the kernel will not say), or None when the port is free."""
-    for c in psutil.net_connections(kind="tcp"):
-        if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.laddr.ip in _LOOPBACK_BINDS:
-            return c.pid or 0
-    return None
-
-
-def configured_port(proc: psutil.Process) -> tuple[int, bool]:
-    """(the port the inspector uses, whether it was opened at start-up): --inspect-port,
-    --inspect[-brk|-wait][=[host:]port] on the command line or in NODE_OPTIONS (the command
-    line wins, as in Node), else (9229, False)."""
-    words = []
-    try:
-        words += (proc.environ().get("NODE_OPTIONS") or "").split()
-    except psutil.Error:
-        pass
-    words += proc.cmdline()[1:]
-    port, active = DEFAULT_PORT, False
-    for i, word in enumerate(words):
-        if not word.startswith("-"):
-            if i and words[i - 1] in ("--inspect-port", "--debug-port"):
-                continue
-            break  # the script: what follows are the program's own arguments
-        name, _, value = word.partition("=")
-        if name in ("--inspect-port", "--debug-port") and not value and i + 1 < len(words):
-            value = words[i + 1]
-        if name in ("--inspect", "--inspect-brk", "--inspect-wait"):
-            active = True
-        if name in ("--inspect-port", "--debug-port", "--inspect", "--inspect-brk", "--inspect-wait"):
-            tail = value.rpartition(":")[2]
-            if tail.isdigit():
-                port = int(tail)
-    return port, active
-
-
-def _answers_cdp(port: int) -> bool:
-    try:
-        return any(t.get("webSocketDebuggerUrl") for t in _targets(port))
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _targets(port: int) -> list[dict]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as reply:
-        return json.load(reply)
 
 
 # -- the protocol ----------------------------------------------------------------------------
@@ -303,12 +166,12 @@ class Inspector:
         Raises InspectError with a one-line reason; nothing is signalled unless the checks pass."""
         proc = check_node(self.pid)
         port, active = configured_port(proc)
-        before = _listening(proc)
+        before = listening(proc)
         # Already open (--inspect, or an earlier attach), and not ours to close: the target
         # listens on the inspector's port, or on ports of its own after --inspect=0. Only
         # these are asked for /json/list.
         already = [p for p in sorted(before) if p == port or (active and port == 0)]
-        already = [p for p in already if _answers_cdp(p)]
+        already = [p for p in already if answers_cdp(p)]
         if already:
             self.port = already[0]
         else:
@@ -333,9 +196,11 @@ class Inspector:
             try:
                 if proc.status() == psutil.STATUS_ZOMBIE:
                     raise psutil.NoSuchProcess(self.pid)
-                new = _listening(proc) - before
+                new = listening(proc) - before
             except psutil.NoSuchProcess:
-                raise InspectError(f"process {self.pid} exited while memdash was attaching") from None
+                raise InspectError(
+                    f"process {self.pid} exited while memdash was attaching"
+                ) from None
             if port in new or (port == 0 and new):
                 return port if port in new else min(new)
             if time.monotonic() > deadline:
@@ -355,7 +220,7 @@ class Inspector:
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                found = [t for t in _targets(self.port) if t.get("webSocketDebuggerUrl")]
+                found = [t for t in targets(self.port) if t.get("webSocketDebuggerUrl")]
                 if found:
                     # Loopback only, whatever address the target advertises.
                     path = found[0]["webSocketDebuggerUrl"].split("/", 3)[3]
@@ -391,7 +256,8 @@ class Inspector:
         return result.get("result", {}).get("value")
 
     def _poll(self) -> None:
-        while not self._stop.is_set() and not self.session.closed.is_set():
+        session = self.session
+        while not self._stop.is_set() and not session.closed.is_set():
             try:
                 m = self.evaluate("process.memoryUsage()")
                 self.on_heap(
@@ -404,13 +270,13 @@ class Inspector:
                     },
                 )
             except InspectError as e:
-                if self.session.closed.is_set():
+                if session.closed.is_set():
                     break
                 log.warning("node %s: %s", self.pid, e)
             except Exception:
                 log.exception("inspector poll of node %s", self.pid)
             self._stop.wait(self.interval)
-        if self.session.closed.is_set() and not self._stop.is_set():
+        if session.closed.is_set() and not self._stop.is_set():
             self.ended = "the program exited or closed its inspector"
 
     # -- tools -------------------------------------------------------------------------------
@@ -464,17 +330,16 @@ class Inspector:
 
     def detach(self) -> None:
         """Stop polling; close the inspector if memdash opened it; close the connection."""
+        session = self.session
+        if session is None or self._stop.is_set():
+            return  # never attached, or detached already
         self._stop.set()
-        session, self.session = self.session, None
-        if session is None:
-            return
         if self.opened and not session.closed.is_set():
             try:
                 session.call("Runtime.evaluate", {"expression": _CLOSE, "returnByValue": True}, 5)
             except InspectError as e:
                 log.warning("could not close the inspector of node %s: %s", self.pid, e)
         session.close()
-        self.session = session  # keep it for status(): closed now
         if self._poller is not None:
             self._poller.join(self.interval + 5)
         if self.opened:
@@ -514,8 +379,3 @@ def top_sites(profile: dict, limit: int = 10) -> list[dict]:
     ranked = sorted(sites.values(), key=lambda s: -s["size"])[:limit]
     # Everything sampled was allocated during the window: the growth is the size itself.
     return [{**s, "size_diff": s["size"], "count_diff": s["count"]} for s in ranked]
-
-
-def inspector_error(e: InspectError) -> errors.MemdashError:
-    """An InspectError as the REST layer's error (503 unavailable)."""
-    return errors.Unavailable(str(e))

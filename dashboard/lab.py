@@ -81,13 +81,18 @@ def tool_pid(body: dict) -> int | None:
 def leak_report(run_id: str):
     body = json_body()
     seconds = validate.number(body.get("seconds", 5), "seconds", 1, 60)
-    return jsonify(get_memdash().workers.leak_report(run_id, float(seconds), tool_pid(body)))
+    memdash = get_memdash()
+    result = memdash.workers.leak_report(run_id, float(seconds), tool_pid(body))
+    memdash.record_tool("leak_report", result)
+    return jsonify(result)
 
 
 @bp.post("/runs/<run_id>/heap-snapshot")
 def heap_snapshot(run_id: str):
-    path, result = get_memdash().workers.heap_snapshot(run_id, tool_pid(json_body()))
+    memdash = get_memdash()
+    path, result = memdash.workers.heap_snapshot(run_id, tool_pid(json_body()))
     url = f"/api/runs/{run_id}/heap-snapshot/{path.name}"
+    memdash.record_tool("heap_snapshot", result, str(path))
     return jsonify({**result, "url": url, "name": path.name})
 
 

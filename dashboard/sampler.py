@@ -1,24 +1,22 @@
 """The one background sampling loop, shared by every viewer.
 
-A :class:`Target` is one sampled series: a process, or a process and its descendants summed.
-Two kinds of holder keep a target sampled:
+A :class:`Target` is one sampled series: a process, or a process tree's total (trees.py: each
+member is a target of its own). **Owners** (``"cli"``, ``"run:<id>"``, a tree) keep a target
+sampled; **sockets** (Socket.IO session ids) also receive its batches and exit notice (a tree's
+sockets receive its members' too), and the detail figures (USS/PSS/swap, smaps_rollup) are
+read only while a socket receives them.
 
-- **owners** (``"cli"`` for ``--pid``, ``"run:<id>"`` for a leak-lab run) keep it recorded;
-- **sockets** (Socket.IO session ids) also receive its batches and its exit notice, and the
-  expensive detail figures (USS/PSS/swap from smaps_rollup) are read only while at least one
-  socket watches.
+Each ``interval`` the loop finds new tree members (once a detail period per tree), reads the
+fast figures of every process, the detail figures of those due (spread over the ticks of the
+detail period; a tree's members share its tick, so its total sums one tick's readings), then
+sums the trees. At most ``1 / flush_interval`` times a second it flushes: new samples go to
+the **sinks** (:class:`Sink`) whoever holds the target, and to the sockets, ONE ``samples``
+message per socket, emitted once per group of sockets that receive the same batches
+(``emit`` only queues: a slow viewer stalls nobody).
 
-The loop reads the fast figures of every target each ``interval`` and the detail figures of a
-watched target every ``detail_interval``. At most ``1 / flush_interval`` times a second it
-flushes: every target's new samples go to the **sinks** (:class:`Sink`: a growth tracker, a
-recorder) whoever holds the target, and to the sockets, ONE ``samples`` message per socket.
-Sockets that watch the same targets get the same message: they are sent it in one ``emit``
-to the list of them, so it is encoded once per group, not once per viewer. ``emit`` only
-queues (each client has its own queue), so a slow viewer cannot stall the loop or the others.
-
-At most ``max_targets`` targets are sampled at once (:class:`errors.TooManyTargets`); a target
-whose last holder left keeps being sampled (fast figures only) for ``linger`` seconds, so a
-viewer that reconnects gets the gap backfilled, unless the limit needs its place.
+At most ``max_targets`` targets are held for themselves (a tree counts once;
+:class:`errors.TooManyTargets`); a target whose last holder left lingers (fast figures only)
+for ``linger`` seconds, so a viewer that reconnects gets the gap backfilled.
 """
 
 from __future__ import annotations
@@ -29,7 +27,9 @@ import time
 from typing import Callable, Protocol
 
 from . import errors, memory
+from .holders import Holders
 from .target import Target
+from .trees import MAX_MEMBERS
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,11 @@ class Sink(Protocol):
         """The samples read since the last flush, per target that has any (oldest first)."""
 
     def exited(self, target: Target, t: float, reason: str) -> None:
-        """The target's process exited (``reason`` "exited") or its PID went to another
-        process (``"pid reused"``); its last samples were flushed before."""
+        """The target's process exited (``reason`` "exited"; a tree: its last member) or its
+        PID went to another process (``"pid reused"``); its last samples were flushed before."""
 
 
-class Sampler:
+class Sampler(Holders):
     """Samples every held target on one background thread; ``start()`` once, ``stop()``."""
 
     def __init__(
@@ -67,22 +67,20 @@ class Sampler:
         system_interval: float = 1.0,
         emit: Emit = _no_emit,
         max_targets: int = 256,
+        max_members: int = MAX_MEMBERS,
     ):
-        self.interval = interval
-        self.linger = linger
-        self.capacity = max(1, int(history_seconds / interval))
-        self.max_targets = max_targets
         # Periods in ticks: at 10 Hz each sample is flushed in the tick that read it, and the
         # detail reads of many targets are spread over the ticks of a period (see _slot).
-        self.detail_every = max(1, round(detail_interval / interval))
+        detail_every = max(1, round(detail_interval / interval))
+        capacity = max(1, int(history_seconds / interval))
+        super().__init__(capacity, detail_every, max_targets, max_members)
+        self.interval = interval
+        self.linger = linger
         self.flush_every = max(1, round(flush_interval / interval))
         self.system_every = max(1, round(system_interval / interval))
         self.emit = emit
         self._sinks: list[Sink] = []
         self._sink_failed: dict[int, float] = {}  # id(sink) -> when its failure was last logged
-        self._targets: dict[tuple[int, bool], Target] = {}
-        self._parents: dict[int, int] | None = None
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ticks = 0
@@ -92,8 +90,6 @@ class Sampler:
         """``sink`` receives every flush and exit from now on (see :class:`Sink`)."""
         with self._lock:
             self._sinks = [*self._sinks, sink]  # the loop iterates a snapshot
-
-    # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the loop if it is not running yet (safe to call from every connect)."""
@@ -108,149 +104,12 @@ class Sampler:
         if self._thread is not None:
             self._thread.join(timeout)
         with self._lock:
-            for target in self._targets.values():
-                target.close()
-            self._targets.clear()
+            for target in list(self._targets.values()):
+                self._drop(target)
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
-
-    # -- holders -----------------------------------------------------------------------------
-
-    def watch(self, pid: int, children: bool, sid: str, *, limit: int | None = None) -> Target:
-        """Socket ``sid`` watches ``pid`` (and receives its batches); raises memdash errors,
-        :class:`errors.TooManyWatches` when ``sid`` already watches ``limit`` other targets."""
-        return self._hold(pid, children, sid, socket=True, limit=limit)
-
-    def keep(self, pid: int, children: bool, owner: str) -> Target:
-        """Keep ``pid`` sampled on behalf of ``owner`` (``"cli"``, ``"run:<id>"``); nobody
-        receives its batches. Raises memdash errors."""
-        return self._hold(pid, children, owner, socket=False)
-
-    def _hold(
-        self, pid: int, children: bool, name: str, *, socket: bool, limit: int | None = None
-    ) -> Target:
-        key = memory.identify(pid)
-        with self._lock:  # early, to spare the reads below; checked again when attaching
-            target = self._live(key, children)
-            if socket:
-                self._check_limit(name, target, limit)
-            if target is not None:
-                return self._attach(target, name, socket)
-            self._check_room(pid, children, evict=False)
-        # A new target (or the PID was reused). Check access to the detail figures now, so a
-        # process we cannot fully read is refused with a clear error instead of half-plotted.
-        memory.read_detail(pid)
-        fresh = Target(key, children, memory.describe(pid), self.capacity)
-        with self._lock:  # the limits are applied under the same lock as the attach: no race
-            target = self._live(key, children)
-            try:
-                if socket:
-                    self._check_limit(name, target, limit)
-                if target is None:
-                    self._check_room(pid, children, evict=True)
-            except errors.TooMany:
-                fresh.close()
-                raise
-            if target is not None:  # another holder won the race
-                fresh.close()
-            else:
-                old = self._targets.get((pid, children))
-                if old is not None:  # the PID was reused
-                    old.close()
-                fresh.slot = self._slot()
-                target = self._targets[(pid, children)] = fresh
-            return self._attach(target, name, socket)
-
-    def _check_room(self, pid: int, children: bool, *, evict: bool) -> None:
-        """Make sure one more target fits in ``max_targets``: targets nobody holds (lingering,
-        or exited) give up their place, the longest idle first; else TooManyTargets."""
-        others = [t for k, t in self._targets.items() if k != (pid, children)]
-        if len(others) < self.max_targets:
-            return
-        idle = [t for t in others if not t.held]
-        if len(others) - len(idle) >= self.max_targets:
-            raise errors.TooManyTargets(
-                f"memdash already samples {self.max_targets} processes, its limit; "
-                "unwatch some (here or in another tab) first"
-            )
-        if evict:
-            idle.sort(key=lambda t: t.idle_since or 0.0)
-            for target in idle[: len(others) - self.max_targets + 1]:
-                del self._targets[(target.pid, target.children)]
-                target.close()
-
-    def _live(self, key: memory.ProcessKey, children: bool) -> Target | None:
-        target = self._targets.get((key.pid, children))
-        return target if target is not None and target.key == key else None
-
-    def _check_limit(self, sid: str, target: Target | None, limit: int | None) -> None:
-        if limit is None or (target is not None and sid in target.sockets):
-            return
-        watching = sum(1 for t in self._targets.values() if sid in t.sockets)
-        if watching >= limit:
-            raise errors.TooManyWatches(
-                f"a viewer may watch at most {limit} processes; unwatch one first"
-            )
-
-    def _slot(self) -> int:
-        """The least used tick of the detail period: twenty processes watched at once must not
-        read twenty smaps_rollup files (up to ~5 ms each) in one tick."""
-        used = [0] * self.detail_every
-        for target in self._targets.values():
-            used[target.slot] += 1
-        return used.index(min(used))
-
-    @staticmethod
-    def _attach(target: Target, name: str, socket: bool) -> Target:
-        (target.sockets if socket else target.owners).add(name)
-        target.idle_since = None
-        return target
-
-    def unwatch(self, pid: int, children: bool, sid: str) -> bool:
-        """Socket ``sid`` stops watching; False if it was not watching."""
-        with self._lock:
-            target = self._targets.get((pid, children))
-            if target is None or sid not in target.sockets:
-                return False
-            self._leave(target, sid)
-            return True
-
-    def release(self, name: str) -> None:
-        """Drop a socket or an owner from every target (a viewer disconnected, a run ended)."""
-        with self._lock:
-            for target in self._targets.values():
-                self._leave(target, name)
-
-    @staticmethod
-    def _leave(target: Target, name: str) -> None:
-        if name in target.sockets or name in target.owners:
-            target.sockets.discard(name)
-            target.owners.discard(name)
-            if not target.held:
-                target.idle_since = time.monotonic()
-
-    def target(self, pid: int, children: bool = False) -> Target | None:
-        with self._lock:
-            return self._targets.get((pid, children))
-
-    def targets(self) -> list[Target]:
-        with self._lock:
-            return list(self._targets.values())
-
-    def latest(self, pid: int, children: bool = False) -> dict | None:
-        """The newest sample of a target (sums over descendants when ``children``), or None."""
-        with self._lock:
-            target = self._targets.get((pid, children))
-            return target.latest if target is not None else None
-
-    def add_extra(self, pid: int, fields: dict) -> None:
-        """Attach figures a process reported about itself (language heap) to its next sample."""
-        with self._lock:
-            for target in self._targets.values():
-                if target.key.pid == pid and target.exited_at is None:
-                    target.extra.update(fields)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -269,18 +128,25 @@ class Sampler:
             self._stop.wait(delay)
 
     def tick(self) -> None:
-        """One round: sample every target, flush batches when due, system memory when due."""
-        now = time.time()
-        mono = time.monotonic()
+        """One round: new tree members, every process, then the trees' totals; flush batches
+        when due, system memory when due."""
+        now, mono = time.time(), time.monotonic()
         self.ticks += 1
-        self._parents = None
-        for target in self.targets():
+        phase = self.ticks % self.detail_every
+        parents = None
+        for total in self.targets():
+            if total.tree is not None and total.exited_at is None and phase == total.slot:
+                if parents is None:  # one pass over /proc a tick, for every tree
+                    parents = memory.parent_map()
+                self._grow(total, parents)
+        targets = self.targets()
+        for target in sorted(targets, key=lambda t: t.children):  # members before totals
             if not target.held and (
                 target.exited_at is not None or mono - target.idle_since > self.linger
             ):
                 self._forget(target)
             elif target.exited_at is None:
-                self._sample(target, now)
+                self._sample(target, now, phase)
         if self.ticks % self.flush_every == 0:
             self.flush()
         if (self.ticks - 1) % self.system_every == 0:  # from the first tick on
@@ -290,25 +156,28 @@ class Sampler:
     def _forget(self, target: Target) -> None:
         with self._lock:
             # A holder may have arrived since the loop looked: then it stays.
-            if target.held or self._targets.get((target.pid, target.children)) is not target:
-                return
-            del self._targets[(target.pid, target.children)]
-        target.close()
+            if not target.held and self._targets.get((target.pid, target.children)) is target:
+                self._drop(target)
 
-    def _sample(self, target: Target, now: float) -> None:
-        try:
-            sample = target.read_fast()
-        except errors.ProcessGone:
-            self._exited(target, now)
-            return
-        if self.ticks % self.detail_every == target.slot:
-            if target.children:
-                if self._parents is None:  # one pass over /proc a tick, for every target
-                    self._parents = memory.parent_map()
-                target.refresh_children(self._parents)
-            if target.sockets:  # the expensive read only while a viewer receives it
+    def _sample(self, target: Target, now: float, phase: int) -> None:
+        if target.tree is not None:
+            # Detail only while a socket receives it; its members read theirs in this tick.
+            sample = target.tree.total(now, bool(target.sockets) and phase == target.slot)
+            if sample is None:  # its last member has gone
+                self._exited(target, now)
+                return
+        else:
+            try:
+                sample = target.read_fast()
+            except errors.ProcessGone:
+                self._exited(target, now)
+                return
+            if self._detail_due(target, phase):
                 try:
                     sample.update(target.read_detail())
+                    target.detail_error = None
+                except errors.AccessDenied as e:
+                    target.detail_error = e.message  # absent, not zero: another user's
                 except errors.MemdashError:
                     pass  # exited between two reads: the next fast read reports it
         sample["t"] = now
@@ -320,16 +189,28 @@ class Sampler:
             target.latest = sample
             target.pending.append(sample)  # for the sinks, and the sockets
 
+    @staticmethod
+    def _detail_due(target: Target, phase: int) -> bool:
+        """Its tick of the detail period, or that of a watched tree it is in (whose total
+        sums this tick's detail figures), and a socket receives it."""
+        if target.sockets and phase == target.slot:
+            return True
+        return any(tree.sockets and phase == tree.slot for tree in list(target.trees))
+
     def _exited(self, target: Target, now: float) -> None:
         target.exited_at = now
         target.close()
-        reused = _pid_reused(target.key)
+        reused = target.tree is None and _pid_reused(target.key)
         reason = "pid reused" if reused else "exited"
         self.flush()  # the last samples go out before the exit notice
         payload = {"pid": target.pid, "children": target.children, "t": now, "reason": reason}
         with self._lock:
-            sockets = sorted(target.sockets)
+            sockets = sorted(target.recipients)
             sinks = self._sinks
+            for total in target.trees:  # it leaves the trees' totals from this tick on
+                total.tree.remove(target)
+                target.owners.discard(total.tree.owner)
+            target.trees = []
         if sockets:
             self.emit("process_exit", payload, sockets)
         for sink in sinks:
@@ -338,8 +219,8 @@ class Sampler:
     def flush(self) -> None:
         """Hand every target's samples since the last flush to the sinks, and send each socket
         ONE ``samples`` message with one ``{pid, children, samples}`` batch per target it
-        watches (a viewer of twenty processes still gets about ten messages a second). Sockets
-        with the same targets share one message, emitted once to all of them."""
+        receives (a viewer of twenty processes still gets about ten messages a second). Sockets
+        with the same batches share one message, emitted once to all of them."""
         batches: list[tuple[Target, list[dict]]] = []
         groups: dict[tuple[int, ...], tuple[list[dict], list[str]]] = {}
         with self._lock:
@@ -348,10 +229,11 @@ class Sampler:
                 if not target.pending:
                     continue
                 batches.append((target, target.pending))
-                if target.sockets:
+                sockets = target.recipients
+                if sockets:
                     batch = {"pid": target.pid, "children": target.children}
                     batch["samples"] = target.pending
-                    for sid in target.sockets:
+                    for sid in sockets:
                         per_socket.setdefault(sid, []).append(batch)
                 target.pending = []
             sinks = self._sinks

@@ -1,21 +1,27 @@
-"""One sampled series, a process or a process and its descendants summed: who holds it, its
-history, and how its figures are read (the sampler decides when)."""
+"""One sampled series: a process, or a process tree's total (its members are targets of their
+own, see trees.py): who holds it, its history, and how its figures are read (the sampler
+decides when)."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from . import errors, memory
+from . import memory
 from .history import History
+
+TREE_OWNER = "tree:"  # owner names of a tree's members start with it ("tree:<pid>#<n>")
 
 
 class Target:
-    """A process (and, when ``children``, its descendants) the sampler reads.
+    """A process (``children`` False) or a process tree's total (``children`` True) that the
+    sampler reads.
 
-    Owners (``"cli"``, ``"run:<id>"``) keep it sampled; sockets (Socket.IO session ids) also
-    receive its batches. Its samples go to the sampler's sinks whoever holds it. The sampler's
-    lock guards the holders, ``pending``, ``latest`` and ``extra``; the readers are used by the
-    sampling thread only.
+    Owners (``"cli"``, ``"run:<id>"``, a tree it is a member of) keep it sampled; sockets
+    (Socket.IO session ids) also receive its batches, and so do the sockets of the trees it is
+    a member of (``recipients``). Its samples go to the sampler's sinks whoever holds it. The
+    sampler's lock guards the holders, ``pending``, ``latest`` and ``extra``; the reader is
+    used by the sampling thread only.
     """
 
     def __init__(self, key: memory.ProcessKey, children: bool, process: dict, capacity: int):
@@ -28,7 +34,11 @@ class Target:
         self.pending: list[dict] = []  # samples not yet flushed (to the sockets and sinks)
         self.latest: dict | None = None
         self.extra: dict = {}  # language-heap figures reported by the process, for the next sample
-        self.readers = {key.pid: memory.StatmReader(key.pid)}
+        # A tree's total reads no process itself: its members do (trees.Tree).
+        self.reader = None if children else memory.StatmReader(key.pid)
+        self.tree: Any = None  # trees.Tree, for a tree's total
+        self.trees: list[Target] = []  # the trees' totals this process is a member of
+        self.detail_error: str | None = None  # why its detail figures cannot be read
         self.slot = 0  # the tick (modulo the detail period) of its detail read
         self.exited_at: float | None = None
         self.idle_since: float | None = time.monotonic()  # until its first holder arrives
@@ -41,56 +51,41 @@ class Target:
     def held(self) -> bool:
         return bool(self.owners or self.sockets)
 
+    @property
+    def counted(self) -> bool:
+        """Held for itself, not only as a member of a tree: it counts against the sampler's
+        limit (a tree counts once, however many members it has)."""
+        return bool(self.sockets) or any(not o.startswith(TREE_OWNER) for o in self.owners)
+
+    @property
+    def recipients(self) -> set[str]:
+        """The sockets sent its batches and exit notice: its own and its trees' viewers."""
+        if not self.trees:
+            return self.sockets
+        found = set(self.sockets)
+        for tree in list(self.trees):
+            found |= tree.sockets
+        return found
+
+    @property
+    def readers(self) -> dict[int, Any]:
+        """Member pid -> its statm reader (every member of a tree, the process itself
+        otherwise): which processes a series covers now."""
+        if self.tree is not None:
+            return self.tree.readers()
+        return {} if self.reader is None else {self.pid: self.reader}
+
     def describe(self) -> dict:
         return {**self.process, "exited": self.exited_at is not None, "exited_at": self.exited_at}
 
     def read_fast(self) -> dict:
-        """The statm figures, summed over the known descendants (with their count) when
-        ``children``; raises :class:`errors.ProcessGone` once the process itself has exited."""
-        sample = self.readers[self.pid].read()
-        if not self.children:
-            return sample
-        gone = []
-        for pid, reader in self.readers.items():
-            if pid == self.pid:
-                continue
-            try:
-                child = reader.read()
-            except errors.ProcessGone:
-                gone.append(pid)
-                continue
-            for name, value in child.items():
-                sample[name] += value
-        for pid in gone:
-            self.readers.pop(pid).close()
-        sample["children"] = len(self.readers) - 1
-        return sample
-
-    def refresh_children(self, parents: dict[int, int]) -> None:
-        """Open readers for descendants born since the last refresh (``parents`` from
-        :func:`memory.parent_map`)."""
-        for pid in memory.descendants(self.pid, parents):
-            if pid not in self.readers:
-                try:
-                    self.readers[pid] = memory.StatmReader(pid)
-                except errors.MemdashError:
-                    pass  # exited already, or not ours to read
+        """The statm figures; raises :class:`errors.ProcessGone` once the process has exited."""
+        return self.reader.read()
 
     def read_detail(self) -> dict:
-        """USS/PSS/swap/anon of the process, plus its known descendants'."""
-        total = memory.read_detail(self.pid)
-        for pid in list(self.readers):
-            if pid == self.pid:
-                continue
-            try:
-                child = memory.read_detail(pid)
-            except errors.MemdashError:
-                continue
-            for name, value in child.items():
-                total[name] += value
-        return total
+        """USS/PSS/swap/anon (smaps_rollup): milliseconds, so the sampler reads it seldom."""
+        return memory.read_detail(self.pid)
 
     def close(self) -> None:
-        for reader in self.readers.values():
-            reader.close()
-        self.readers.clear()
+        if self.reader is not None:
+            self.reader.close()

@@ -12,6 +12,7 @@ holds, with a deadline". Everything listens on and connects to 127.0.0.1 only.
 from __future__ import annotations
 
 import collections
+import os
 import queue
 import re
 import signal
@@ -59,6 +60,7 @@ class Server:
         self.interval = interval
         # A file, not a pipe: a pipe nobody reads would fill up and block the server.
         self.log = tempfile.NamedTemporaryFile("w+", prefix="memdash-server-", suffix=".txt")
+        self.data_dir = tempfile.TemporaryDirectory(prefix="memdash-data-")
         self.start()
 
     @property
@@ -73,7 +75,11 @@ class Server:
         seen = len(self.output())  # a restart's own announcement comes after this
         argv = [sys.executable, "-m", "dashboard", "--no-browser", "--port", str(self.port)]
         argv += ["--interval", str(self.interval), *self.extra]
-        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        # Sessions are recorded as a user's would be, but into a private data directory.
+        env = {**os.environ, "XDG_DATA_HOME": self.data_dir.name}
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=env
+        )
         self.port = int(
             wait_for(lambda: self._announced(seen), timeout=20, message="memdash to print its URL")
         )

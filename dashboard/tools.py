@@ -128,7 +128,7 @@ class RunTools:
 
 def pick_pid(run: Run, pid: object, growth: Callable[[int], dict | None]) -> int:
     """``pid`` if it is the run's worker or one of its children (else :class:`errors.BadPid`);
-    without one, the one that grows most by ``growth(pid)``, else by its recent RSS rise."""
+    without one, the one that grows most: growing by ``growth(pid)``, else by its RSS rise."""
     candidates = [run.pid, *run.workers]
     if pid is not None:
         if isinstance(pid, int) and not isinstance(pid, bool) and pid in candidates:
@@ -140,13 +140,16 @@ def pick_pid(run: Run, pid: object, growth: Callable[[int], dict | None]) -> int
                 f"into; pick one of {ours}"
             )
         raise errors.BadPid(f"pid {pid!r} is not a process of run {run.run_id}; pick one of {ours}")
+    # The estimator's word first: of the processes it calls growing, the fastest. Before it
+    # has one (the first seconds, when a start-up climb still blurs every slope), or when none
+    # grows, the one whose RSS rose most over the last seconds.
     rates = {}
     for candidate in candidates:
         known = growth(candidate)
-        if known is not None:
+        if known is not None and known.get("verdict") == "growing":
             rates[candidate] = known.get("bytes_per_min", 0)
     if rates:
-        return max(candidates, key=lambda p: rates.get(p, float("-inf")))
+        return max(rates, key=rates.__getitem__)
     return max(candidates, key=run.rss_rise)
 
 

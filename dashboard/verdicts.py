@@ -4,8 +4,13 @@ as a sampler sink, and a ``growth`` message once a second to the viewers that wa
 The estimator is the one judgement of growth memdash makes (the page draws it, the run monitor
 and /metrics read it); this module only keeps one per series, feeds it RSS, and says the
 results: ``growth_of(pid, children)`` for anyone, and a Socket.IO ``growth`` message with one
-``{"pid", "children", "growth"}`` argument per watched target, encoded once per group of
-viewers who watch the same set.
+``{"pid", "children", "growth"}`` argument per target a viewer receives (a tree's members
+too), encoded once per group of viewers who receive the same set.
+
+A tree's total is fed with the set of members each sample summed (``Tree.members_at``): a
+member joining or leaving is a step, not growth. Its viewers get a ``tree`` message
+(trees.summary: members, ranking by growth) when its membership changes, and once a second
+while the ranking changes (at least every ``tree_every`` seconds anyway, for the members' RSS).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import threading
 import time
 from typing import Callable
 
+from . import trees
 from .growth import GrowthEstimator
 from .sampler import Emit
 from .target import Target
@@ -30,6 +36,7 @@ class Verdicts:
         *,
         is_helper: Callable[[int], bool] = lambda pid: False,
         interval: float = 1.0,
+        tree_every: float = 5.0,
     ):
         self.emit = emit
         self.is_helper = is_helper  # a run's service (redis-server): filling a cache is no leak
@@ -37,6 +44,8 @@ class Verdicts:
         self._estimators: dict[Key, GrowthEstimator] = {}
         self._targets: dict[Key, Target] = {}
         self._growth: dict[Key, dict] = {}
+        self.tree_every = tree_every
+        self._told: dict[int, tuple[Target, int, list[int], float]] = {}  # tree root -> last said
         self._next_report = 0.0
         self._lock = threading.Lock()
 
@@ -50,10 +59,18 @@ class Verdicts:
                 if estimator is None or self._targets.get(key) is not target:  # new, or reused
                     estimator = GrowthEstimator(helper=self.is_helper(target.pid))
                     self._estimators[key], self._targets[key] = estimator, target
+                tree = target.tree
                 for sample in samples:
-                    # A tree's member count is its membership: a change is a step, not growth.
-                    estimator.add(sample["t"], sample["rss"], sample.get("children"))
+                    # A tree's membership changing is a step, not growth.
+                    members = tree.members_at(sample["t"]) if tree is not None else None
+                    estimator.add(sample["t"], sample["rss"], members)
         now = time.time()
+        for target, _samples in batches:  # a tree's viewers hear of a new member at once
+            told = self._told.get(target.pid)
+            if target.tree is not None and (
+                told is None or told[:2] != (target, target.tree.version)
+            ):
+                self._tell_tree(target, now)
         if now >= self._next_report:
             self._next_report = now + self.interval
             self._report(now)
@@ -63,6 +80,8 @@ class Verdicts:
             key = (target.pid, target.children)
             if self._targets.get(key) is target:  # the last verdict stays readable
                 del self._estimators[key], self._targets[key]
+            if target.tree is not None and self._told.get(target.pid, (None,))[0] is target:
+                del self._told[target.pid]
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -91,10 +110,27 @@ class Verdicts:
                     continue
                 growth = self._growth[key] = estimator.estimate(now).to_dict()
                 message = {"pid": key[0], "children": key[1], "growth": growth}
-                for sid in list(target.sockets):
+                for sid in target.recipients:
                     per_socket.setdefault(sid, []).append(message)
+            totals = [t for k, t in self._targets.items() if k[1] and t.tree is not None]
         groups: dict[tuple[int, ...], list[str]] = {}
         for sid, messages in per_socket.items():
             groups.setdefault(tuple(id(m) for m in messages), []).append(sid)
         for sids in groups.values():
             self.emit("growth", per_socket[sids[0]], sids)
+        for total in totals:  # the ranking, when it changed (or now and then: fresh RSS)
+            told = self._told.get(total.pid)
+            if total.sockets and total.exited_at is None and told is not None:
+                ranking = trees.ranking(
+                    [{"pid": m.pid, "growth": self.growth_of(m.pid)} for m in total.tree.snapshot()]
+                )
+                if ranking != told[2] or now - told[3] >= self.tree_every:
+                    self._tell_tree(total, now)
+
+    def _tell_tree(self, total: Target, now: float) -> None:
+        """Send a tree's viewers its members and ranking (``tree`` event)."""
+        summary = trees.summary(total, self.growth_of)
+        self._told[total.pid] = (total, total.tree.version, summary["ranking"], now)
+        sockets = sorted(total.sockets)
+        if sockets:
+            self.emit("tree", summary, sockets)

@@ -65,6 +65,7 @@ class WorkerPool(RunTools):
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
         self.snapshot_dir = Path(tempfile.mkdtemp(prefix="memdash-snapshots-"))
+        self._temporary_snapshots = True  # until keep_snapshots() names a lasting place
         # Hooks the server connects to the growth estimator (the defaults know nothing):
         # growth_of(pid, children) -> {"bytes_per_min", "verdict", "window_s"} or None;
         # quiet(pids, start, end): ignore that span of these processes' series (and of the
@@ -87,7 +88,14 @@ class WorkerPool(RunTools):
     def close(self) -> None:
         self._stop.set()
         self._spawner.shutdown(wait=True)
+        if self._temporary_snapshots:
+            shutil.rmtree(self.snapshot_dir, ignore_errors=True)
+
+    def keep_snapshots(self, directory: Path) -> None:
+        """Write heap snapshots to ``directory`` (a recording's artefacts) and never delete
+        them on exit."""
         shutil.rmtree(self.snapshot_dir, ignore_errors=True)
+        self.snapshot_dir, self._temporary_snapshots = Path(directory), False
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -249,13 +257,14 @@ class WorkerPool(RunTools):
         return stopped
 
     def clear_finished(self) -> list[str]:
-        """Forget the runs that have ended (and delete their heap snapshots); their ids."""
+        """Forget the runs that have ended; their ids. Their heap snapshots go too, unless the
+        session is recorded (then they are the session's artefacts, kept with it)."""
         with self._lock:
             gone = [run for run in self.runs.values() if not run.alive]
             for run in gone:
                 del self.runs[run.run_id]
         for run in gone:
-            for path in run.snapshots:
+            for path in run.snapshots if self._temporary_snapshots else ():
                 path.unlink(missing_ok=True)
         cleared = [run.run_id for run in gone]
         if cleared:

@@ -34,9 +34,10 @@ def launch_chromium(playwright, **kwargs):
     """Return a headless Playwright ``Browser`` running the system Chromium.
 
     ``playwright`` is the object from ``sync_playwright()`` (or the async one;
-    then await the result). Extra keyword arguments go to ``launch``.
+    then await the result). Extra keyword arguments go to ``launch``; ``executable_path``
+    replaces the system Chromium (e.g. a wrapper that runs it in a network namespace).
     """
-    path = chromium_path()
+    path = kwargs.pop("executable_path", None) or chromium_path()
     if not os.access(path, os.X_OK):
         raise RuntimeError(
             f"Chromium not found at {path}; run `make test` (it installs Debian's "

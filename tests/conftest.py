@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +34,10 @@ __all__ = [
 
 MiB = 2**20
 T = TypeVar("T")
+
+# Every memdash the tests start records its session like a user's would; never into the
+# home directory of whoever runs the tests.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="memdash-test-data-")
 
 
 def _closed_after(make: Callable[[], T]) -> Iterator[Callable[[], T]]:

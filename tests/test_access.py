@@ -141,8 +141,10 @@ def test_the_audience_can_reach_only_what_is_marked_readable():
         "/api/system",
         "/api/processes/<pid>",
         "/api/processes/<pid>/samples",
+        "/api/processes/<pid>/tree",
         "/api/scenarios",
         "/api/runs",
+        "/api/recording",
         "/metrics",
     }
     for rule in app.url_map.iter_rules():

@@ -174,10 +174,18 @@ def test_the_page_loads_every_module_once_and_exposes_the_test_hook(server, brow
     ]
     assert page.evaluate("Object.keys(window.memdash.state).sort()") == [
         "connection",
+        "room",
         "runs",
         "settings",
         "watches",
     ]
+    # and on loopback without --share this one person is the presenter, not shared
+    assert page.evaluate("window.memdash.state.room") == {
+        "role": "presenter",
+        "shared": False,
+        "following": False,
+        "view": None,
+    }
     assert page.evaluate("Object.isFrozen(window.memdash)")
 
 

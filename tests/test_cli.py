@@ -112,3 +112,29 @@ def test_serves_on_loopback_records_pids_from_the_start_and_stops_on_sigterm(all
     # Then it exits cleanly, without a traceback
     assert code == 0
     assert "Traceback" not in proc.stderr.read()
+
+
+def test_help_names_the_subcommands_and_run_has_its_own():
+    top = memdash("--help")
+    assert top.returncode == 0 and "memdash run [options] -- CMD ARGS" in top.stdout
+    assert "--inspect" in top.stdout
+    run = subprocess.run(
+        [sys.executable, "-m", "dashboard", "run", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0
+    assert "usage: memdash run [options] -- CMD ARGS" in run.stdout
+    assert "--tracemalloc" in run.stdout and "--keep-open" in run.stdout
+
+
+def test_the_entry_points_stay_where_they_were():
+    # The console script is dashboard.__main__:main; the benchmarks import bind_socket/serve.
+    from dashboard.__main__ import bind_socket, main, serve
+
+    assert callable(main) and callable(bind_socket) and callable(serve)
+    # A subcommand without a server loads Flask only when it runs
+    code = "import sys, dashboard.__main__, dashboard.cli; print('flask' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -19,7 +19,12 @@ WEB = {
     "dashboard.api",
     "dashboard.events",
     "dashboard.lab",
+    "dashboard.heaps",
+    "dashboard.metrics",
     "dashboard.__main__",
+    "dashboard.cli",
+    "dashboard.cli.serve",
+    "dashboard.cli.run",
 }
 WEB_LIBRARIES = {"flask", "flask_socketio", "socketio", "engineio", "werkzeug"}
 

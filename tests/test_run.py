@@ -154,11 +154,7 @@ def test_exit_code_is_the_programs(runs):
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signals_are_forwarded_and_end_with_128_plus_the_signal(runs, signum, code):
     # A program that would print if it got the signal and lets it end it by default
-    program = (
-        "import signal, sys, os\n"
-        "print('ready', flush=True)\n"
-        "sys.stdin.readline()\n"
-    )
+    program = "import signal, sys, os\nprint('ready', flush=True)\nsys.stdin.readline()\n"
     run = runs(sys.executable, "-c", program)
     assert run.proc.stdout.readline().strip() == "ready"
     run.proc.send_signal(signum)  # to memdash, not to the program

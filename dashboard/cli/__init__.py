@@ -10,9 +10,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-# name -> module under dashboard.cli (coming with issue 10: record, open, export, report,
-# sessions)
-SUBCOMMANDS = {"run": "run"}
+# name -> module under dashboard.cli, each with main(argv) -> exit code
+SUBCOMMANDS = {
+    "run": "run",
+    "record": "record",
+    "export": "export",
+    "report": "report",
+    "sessions": "sessions",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

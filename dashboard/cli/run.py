@@ -154,7 +154,12 @@ def main(argv: list[str]) -> int:
         print(f"memdash: warning: {', '.join(missing)} missing; run `make setup`", file=sys.stderr)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    app, policy, room = build_app(args, settings, sock, settings["pids"])
+    try:
+        app, policy, room = build_app(args, settings, sock, settings["pids"])
+    except errors.MemdashError as e:
+        print(f"memdash: error: {e.message}", file=sys.stderr)
+        sock.close()
+        return 2
     memdash = app.extensions["memdash"]
     heaps = heap_sources(app)
     heaps.tracemalloc = args.tracemalloc

@@ -30,6 +30,10 @@ SUBCOMMANDS_HELP = (
     "other commands:\n"
     "  memdash run [options] -- CMD ARGS...   start a program with its Node/Python heap "
     "reported\n"
+    "  memdash record -o FILE (--pid PID | -- CMD ARGS...)   record without a page\n"
+    "  memdash export FILE --format csv|json|html -o OUT     export a recording\n"
+    "  memdash report FILE -o report.html                    a self-contained HTML report\n"
+    "  memdash sessions [--keep N] [--max-size SIZE]         list and prune recordings\n"
 )
 
 
@@ -80,6 +84,13 @@ def add_dashboard_options(parser: argparse.ArgumentParser) -> None:
         default="1800",
         help="seconds of samples kept per watched process (10-86400, default 1800)",
     )
+    parser.add_argument(
+        "--record",
+        metavar="PATH",
+        help="record the session to PATH (default: a new file in "
+        "$XDG_DATA_HOME/memdash/sessions; list them with `memdash sessions`)",
+    )
+    parser.add_argument("--no-record", action="store_true", help="don't record this session")
     parser.add_argument("--no-browser", action="store_true", help="don't open a browser")
     parser.add_argument("--version", action="version", version=f"memdash {__version__}")
 
@@ -153,6 +164,7 @@ def build_app(args: argparse.Namespace, settings: dict, sock: socket.socket, pin
     port = sock.getsockname()[1]
     policy = access.Access.for_bind(args.host, args.share, port)
     room = share.urls(args.host, port, policy.token) if policy.shared else None
+    recorder = open_recorder(args, settings)
     app = create_app(
         {
             "INTERVAL": settings["interval"],
@@ -162,17 +174,30 @@ def build_app(args: argparse.Namespace, settings: dict, sock: socket.socket, pin
             "MAX_VIEWERS": settings["max_viewers"],
             "ACCESS": policy,
             "SHARE_URLS": room,
+            "RECORDER": recorder,
         }
     )
     return app, policy, room
 
 
+def open_recorder(args: argparse.Namespace, settings: dict):
+    """Every dashboard session is recorded (``--no-record`` to not): to ``--record PATH`` or
+    a new file in the sessions directory. Raises memdash errors (e.g. the file is being
+    recorded by another memdash) for the caller to print as one line."""
+    if args.no_record:
+        return None
+    from ..recording import Recorder
+    from ..sessions import default_session_path
+
+    path = args.record or default_session_path()
+    recorder = Recorder(path, interval=settings["interval"])
+    print(f"memdash: recording to {recorder.path}", file=sys.stderr, flush=True)
+    return recorder
+
+
 def heap_sources(app) -> HeapSources:
-    """The app's registry of language-heap sources (``memdash.heaps``), made on first use."""
-    memdash = app.extensions["memdash"]
-    if getattr(memdash, "heaps", None) is None:
-        memdash.heaps = HeapSources()
-    return memdash.heaps
+    """The app's registry of language-heap sources (``memdash.heaps``)."""
+    return app.extensions["memdash"].heaps
 
 
 def announce(args, sock, policy, room, query: list, out=sys.stdout) -> str:
@@ -186,7 +211,9 @@ def announce(args, sock, policy, room, query: list, out=sys.stdout) -> str:
     if policy.shared:  # this laptop's browser is the presenter's (the token is not printed here)
         url += ("&" if query else "?") + urlencode([("token", policy.token)])
     if room is not None:
-        print(f"presenter: {room['presenter']}\naudience:  {room['audience']}", file=out, flush=True)
+        print(
+            f"presenter: {room['presenter']}\naudience:  {room['audience']}", file=out, flush=True
+        )
         print(share.qr_text(room["audience"]), file=out, flush=True)
         print(
             "memdash: the audience link is read-only; keep the presenter link to yourself",
@@ -249,7 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memdash: warning: {', '.join(missing)} missing; run `make setup`", file=sys.stderr)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    app, policy, room = build_app(args, settings, sock, settings["pids"])
+    try:
+        app, policy, room = build_app(args, settings, sock, settings["pids"])
+    except errors.MemdashError as e:
+        print(f"memdash: error: {e.message}", file=sys.stderr)
+        sock.close()
+        return 2
     memdash = app.extensions["memdash"]  # the extension (dashboard.extension.Memdash)
     heaps = heap_sources(app)
     if args.inspect:

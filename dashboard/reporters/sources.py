@@ -88,7 +88,10 @@ class HeapSources:
 
     def close(self) -> None:
         """Detach every inspector (closing those memdash opened) and stop the receiver."""
-        for inspector in list(self.inspectors.values()):
+        with self._lock:  # once: the CLI and the server's shutdown may both call it
+            inspectors, self.inspectors = list(self.inspectors.values()), {}
+            receiver, self.receiver = self.receiver, None
+        for inspector in inspectors:
             inspector.detach()
-        if self.receiver is not None:
-            self.receiver.stop()
+        if receiver is not None:
+            receiver.stop()

@@ -42,7 +42,7 @@ stdin: JSON-line commands (only read when stdin is a pipe or socket, never from 
     child's stdin, a pipe from its parent) and relays the child's reply (Python: the child's
     stdout; Node: the IPC channel) to its own stdout; an unknown pid gets an error.
     {"cmd": "leak_report", "seconds": N}   Python only. Two tracemalloc snapshots N seconds apart
-        (0.1..60), compared by traceback (NFRAMES deep), in a background thread; the scenario
+        (0.1..60), by traceback (_leaks.NFRAMES frames), in a background thread; the scenario
         keeps running. Each allocation is charged to the scenario's own line that led to it,
         the standard library's and memdash's frames below that line folded under it. Reply
         {"type": "leak_report", "pid", "seconds": N, "rss_diff", "heap_diff" (tracemalloc's

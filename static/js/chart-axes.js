@@ -117,7 +117,8 @@ export function layout(frame) {
   const size = s.present ? 20 : 16;
   return {
     // uirevision: keep user zoom across data updates, reset it when the view changes.
-    uirevision: `${s.metric}|${s.window}|${s.log}|${s.align}`,
+    // (zoomEpoch: following the presenter again drops a viewer's zoom.)
+    uirevision: `${s.metric}|${s.window}|${s.log}|${s.align}|${state.zoomEpoch}`,
     paper_bgcolor: plotBackground(),
     plot_bgcolor: plotBackground(),
     font: { color: cssVar("--fg") || "#eee", size, family: cssVar("--font") || "sans-serif" },

@@ -16,6 +16,9 @@ import { axisUnit, formatBytes } from "./format.js";
 import { runById, SERIES_LABELS, seriesOf, state } from "./state.js";
 
 const PLOT_CONFIG = { responsive: true, displaylogo: false, displayModeBar: false };
+// A relayout that sets an axis range is the viewer's zoom, pan or double-click (the chart's
+// own relayouts only change ticks, annotations and shapes).
+const USER_RANGE = /^[xy]axis\.(range|autorange)/;
 const AXIS_MARGINS_PX = 130;
 const STYLE = { rss: { width: 3, opacity: 1 }, heap_used: { width: 2.5, opacity: 0.8 }, heap_total: { width: 1.5, opacity: 0.55 } };
 
@@ -32,6 +35,8 @@ export class Chart {
     this.colours = new Colours();
     this.frozenAt = null;       // newest t when paused; rebuilds while paused stop there
     this.frame = { unit: axisUnit(0), yLo: 0, yHi: 0, step: 0, empty: true };
+    this.onUserZoom = null;     // (range: [lo, hi] epoch s, or null when not a time range) => void
+    this.hooked = false;
     this.redraws = new RedrawScheduler(
       (full) => (full ? this.rebuild() : !state.settings.paused && this.extend()),
       () => this.el.clientWidth,
@@ -186,6 +191,28 @@ export class Chart {
       };
     });
     Plotly.react(this.el, data, layout({ ...f, ...this.decorations(), span: this.span(), plotPx: this.plotPx() }), PLOT_CONFIG);
+    this.hook();
+  }
+
+  /** Tell onUserZoom when the viewer zooms or pans (the element has `.on` once plotted). */
+  hook() {
+    if (this.hooked || typeof this.el.on !== "function") return;
+    this.hooked = true;
+    this.el.on("plotly_relayout", (ev) => {
+      if (ev && Object.keys(ev).some((k) => USER_RANGE.test(k))) this.onUserZoom?.(this.xRange());
+    });
+  }
+
+  /** The x range shown, in epoch seconds (null in align mode or when autoscaled). */
+  xRange() {
+    const x = this.el.layout?.xaxis;
+    if (!x || x.autorange || !Array.isArray(x.range) || state.settings.align) return null;
+    const epoch = (v) => {
+      const ms = typeof v === "number" ? v : Date.parse(`${String(v).replace(" ", "T")}Z`);
+      return (ms + new Date(ms).getTimezoneOffset() * 60000) / 1000; // undo toPlotTime
+    };
+    const r = x.range.map(epoch);
+    return r.every(Number.isFinite) ? r : null;
   }
 
   /** The axis facts of the plotted data: unit, range (log axis), tick step, emptiness. */

@@ -1,6 +1,9 @@
 // The Socket.IO link: watch/unwatch with acks, live events into state, and recovery.
 // On every (re)connect each watch is re-sent with `since` = the last t we hold, so the
 // server backfills exactly the gap and Watch.merge drops any overlap: no hole, no duplicates.
+// A first watch asks only for what the chart can show (the window on screen, about one
+// sample per pixel); a long history then comes as min/max pairs (`bucket`), refined on zoom.
+// Room mode: `hello` (role), `view` (the presenter's screen) and a refused connection.
 
 import { toApiError } from "./api.js";
 import { addSamples, confirmWatch, dropWatch, emit, markExited, putWatch, state, watchKey } from "./state.js";
@@ -9,6 +12,8 @@ import { showError } from "./toast.js";
 const ACK_TIMEOUT_MS = 10000;
 // Codes meaning "this process is gone": keep the watch on screen, mark it exited.
 const GONE = new Set(["no_such_process", "process_gone", "zombie"]);
+const MAX_POINTS = 2000;
+const REFUSED_RETRY_MS = [10000, 20000]; // a full room: try again after 10-20 s (spread out)
 
 let socket = null;
 let everConnected = false;
@@ -17,7 +22,7 @@ let reconnectedTimer = null;
 function setConnection(status) {
   state.connection = status;
   // Tests and CSS read this; "reconnected" is a flavour of connected.
-  document.body.dataset.connection = status === "disconnected" || status === "connecting" ? "disconnected" : "connected";
+  document.body.dataset.connection = status === "connected" || status === "reconnected" ? "connected" : "disconnected";
   emit("connection", status);
 }
 
@@ -36,14 +41,22 @@ function request(event, payload) {
   });
 }
 
-async function sendWatch(w) {
+/** Does the history held for `w` reach back as far as the window on screen? */
+function covers(w) {
+  const win = state.settings.window;
+  return w.span === 0 || (win !== 0 && win <= w.span);
+}
+
+async function sendWatch(w, { widen = false } = {}) {
   if (w.exited) return; // nothing more will come; the server would refuse anyway
-  const payload = { pid: w.pid, children: w.children };
-  if (w.lastT !== undefined) payload.since = w.lastT;
+  const payload = { pid: w.pid, children: w.children, max_points: maxPoints() };
+  if (w.lastT !== undefined && !widen) payload.since = w.lastT;
+  else w.span = state.settings.window; // the history asked for: this window (0: all)
+  if (state.settings.window) payload.window = state.settings.window;
   try {
     const resp = await request("watch", payload);
     if (state.watches.get(w.key) !== w) return; // removed while the ack was in flight
-    confirmWatch(w, resp.process, resp.samples);
+    confirmWatch(w, resp.process, resp.samples, resp.bucket || 0);
   } catch (err) {
     if (state.watches.get(w.key) !== w) return;
     if (w.confirmed && GONE.has(err.code)) {
@@ -55,6 +68,18 @@ async function sendWatch(w) {
     // A pid that never worked (bad pid in URL, typo): drop it, keep the page going.
     if (!w.confirmed) dropWatch(w);
   }
+}
+
+/** The window grew past what some watch's history was asked for: ask for the rest. */
+export function widenWatches() {
+  if (!socket || !socket.connected) return;
+  for (const w of state.watches.values()) if (w.confirmed && !covers(w)) sendWatch(w, { widen: true });
+}
+
+/** About one sample per pixel of the chart's width: more could not be drawn. */
+function maxPoints() {
+  const px = document.getElementById("chart")?.clientWidth || 1000;
+  return Math.max(2, Math.min(MAX_POINTS, Math.round(px)));
 }
 
 /**
@@ -98,6 +123,23 @@ export function dropConnection() {
   socket?.io.engine?.close();
 }
 
+/** The presenter's screen, for the audience to follow (presenter of a shared room only). */
+export async function publishView(view) {
+  if (!socket || !socket.connected) return false;
+  try { await request("view", view); } catch (err) { showError(err, "sharing your view with the room"); }
+  return true;
+}
+
+/** The server refused the connection (a full room): say so, and try again a little later. */
+function onConnectError(err) {
+  const body = err?.data;
+  if (!body?.error) return; // a network failure: the client retries by itself
+  setConnection("refused");
+  showError(toApiError(body), "joining");
+  const [lo, hi] = REFUSED_RETRY_MS;
+  setTimeout(() => socket.connect(), lo + Math.random() * (hi - lo));
+}
+
 export function connect() {
   // `io` is the global from /assets/socket.io.min.js. Same origin, default path.
   socket = window.io({ reconnectionDelayMax: 3000 });
@@ -129,4 +171,7 @@ export function connect() {
   socket.on("growth", (...items) => items.forEach(onGrowth));
   socket.on("mark", (mark) => emit("mark", mark));
   socket.on("runs_cleared", (msg) => emit("runs-cleared", msg?.run_ids || []));
+  socket.on("connect_error", onConnectError);
+  socket.on("hello", (hello) => emit("hello", hello || {}));
+  socket.on("view", (view) => view && emit("view", view));
 }

@@ -90,5 +90,5 @@ export function initControls({ onChange }) {
   applyPresenter();
   sync();
   refreshMetrics();
-  return { refreshMetrics, togglePause, togglePresent };
+  return { refreshMetrics, togglePause, togglePresent, sync };
 }

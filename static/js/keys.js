@@ -1,9 +1,10 @@
 // Keyboard shortcuts for a speaker at a projector: Space pauses, c compares the selected
 // scenario, s stops all runs, p toggles presenter mode, ? lists the keys. A key typed into
 // a text field or a select is typing, never a shortcut; Space on a focused button presses
-// that button, as it always does.
+// that button, as it always does. An audience page has no c or s (it changes nothing).
 
 import { button, el } from "./dom.js";
+import { isPresenter } from "./state.js";
 
 const TYPING = new Set(["INPUT", "TEXTAREA", "SELECT"]);
 const OWN_SPACE = new Set(["BUTTON", "A", "SUMMARY"]);
@@ -16,8 +17,10 @@ function isTyping(target) {
 export function initKeys(actions) {
   const KEYS = [
     [" ", "Space", "pause or resume the chart", actions.pause],
-    ["c", "c", "compare the selected scenario (leaky and fixed)", actions.compare],
-    ["s", "s", "stop all leak-lab runs", actions.stopAll],
+    ...(isPresenter() ? [
+      ["c", "c", "compare the selected scenario (leaky and fixed)", actions.compare],
+      ["s", "s", "stop all leak-lab runs", actions.stopAll],
+    ] : []),
     ["p", "p", "presenter mode: larger text, no picker", actions.present],
     ["?", "?", "show these keys", () => toggleHelp()],
   ];

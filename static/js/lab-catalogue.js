@@ -74,7 +74,8 @@ function paramsForm(sc) {
   return { el: form, read };
 }
 
-/** `launch(sc, {variant, runtime, params})` starts runs; variant null compares both. */
+/** `launch(sc, {variant, runtime, params})` starts runs; variant null compares both. Without
+ *  `launch` (the audience) the card explains and shows the code, with nothing to start. */
 function renderCard(sc, launch) {
   const runtimes = sc.runtimes || [];
   const firstOk = runtimes.find((r) => r.available) || runtimes[0];
@@ -126,7 +127,7 @@ function renderCard(sc, launch) {
       el("dt", { text: "What leaks" }), el("dd", { text: sc.leaks || "" }),
       el("dt", { text: "Why" }), el("dd", { text: sc.why || "" }),
       el("dt", { text: "The fix" }), el("dd", { text: sc.fix || "" })),
-    el("div", { class: "scenario-controls" },
+    launch && el("div", { class: "scenario-controls presenter-only" },
       el("label", { class: "param" }, el("span", { class: "param-name", text: "runtime" }), select),
       reasons,
       params.el,

@@ -2,7 +2,8 @@
 // beside the chart. tracemalloc diff (Python runs), heap snapshot (Node runs) and the
 // smaps diff of any watched process. A run's tool is aimed at one of its processes (`pid`)
 // or, without one, at the process the server picks (the one growing most); every result
-// names the pid it examined.
+// names the pid it examined. A result is plain data ({title, hint, tables, download?}), so the
+// presenter's page can hand it to the audience in its `view` and theirs draws the same.
 
 import { api } from "./api.js";
 import { button, el } from "./dom.js";
@@ -29,16 +30,42 @@ async function withBusy(btn, label, fn) {
   try { await fn(); } finally { if (btn) { btn.disabled = false; btn.textContent = old; } }
 }
 
-export function initTools(panel) {
-  function show(title, ...content) {
+const MAX_ROWS = 40; // a result travels in the presenter's view (at most 64 KiB)
+
+/** `onChange(result)` hears of every result shown here, and null when the panel closes. */
+export function initTools(panel, { onChange = () => {} } = {}) {
+  let current = null;
+
+  function close() {
+    panel.hidden = true;
+    current = null;
+    onChange(null);
+  }
+
+  /** Show a result (from a tool here, or from the presenter's view); null hides the panel. */
+  function render(result) {
+    if (!result || typeof result.title !== "string") { panel.hidden = true; current = null; return; }
+    current = result;
     panel.hidden = false;
-    panel.replaceChildren(
+    const parts = [
       el("div", { class: "findings-head" },
-        el("h3", { text: title }),
-        button({ class: "remove", text: "×", title: "Close", onclick: () => { panel.hidden = true; } })),
-      ...content);
+        el("h3", { text: result.title }),
+        button({ class: "remove", text: "×", title: "Close", onclick: close })),
+      result.download ? el("p", {}, el("a", { href: result.download, download: "", class: "download", text: "⬇ Download .heapsnapshot" })) : null,
+      result.hint ? hint(result.hint) : null,
+      ...(result.tables || []).flatMap((t) => [
+        t.title ? el("h4", { text: t.title }) : null,
+        t.rows.length ? findingsTable(t.headers, t.rows) : el("p", { text: t.empty || "Nothing changed." }),
+      ])];
+    panel.replaceChildren(...parts.filter(Boolean)); // (replaceChildren would print a null)
     panel.scrollTop = 0;
     panel.scrollIntoView({ block: "nearest" });
+  }
+
+  function show(result) {
+    for (const t of result.tables || []) t.rows = t.rows.slice(0, MAX_ROWS);
+    render(result);
+    onChange(result);
   }
 
   /** Run a tool behind a busy button; its failure becomes a toast named `what`. */
@@ -56,18 +83,22 @@ export function initTools(panel) {
     return measure(btn, `measuring ${MEASURE_SECONDS} s…`, "find the leak", async () => {
       const r = await api(`/api/runs/${encodeURIComponent(run.run_id)}/leak-report`, { method: "POST", body: withPid({ seconds: MEASURE_SECONDS }, pid) });
       const rows = (r.top || []).map((x) => [`${x.file}:${x.line}`, signed(x.size_diff), `${x.count_diff > 0 ? "+" : ""}${x.count_diff}`, formatBytes(x.size), String(x.count)]);
-      show(`Where ${runLabel(run)} (pid ${examined(r, run, pid)}) allocates – tracemalloc, ${MEASURE_SECONDS} s diff`,
-        hint(r.hint || `Lines that allocated the most new memory over ${MEASURE_SECONDS} seconds. The top line is usually the leak.`),
-        rows.length ? findingsTable(["Source line", "Size diff", "Count diff", "Size", "Count"], rows) : el("p", { text: "No allocations grew." }));
+      show({
+        title: `Where ${runLabel(run)} (pid ${examined(r, run, pid)}) allocates – tracemalloc, ${MEASURE_SECONDS} s diff`,
+        hint: r.hint || `Lines that allocated the most new memory over ${MEASURE_SECONDS} seconds. The top line is usually the leak.`,
+        tables: [{ headers: ["Source line", "Size diff", "Count diff", "Size", "Count"], rows, empty: "No allocations grew." }],
+      });
     });
   }
 
   function heapSnapshot(run, btn, pid = null) {
     return measure(btn, "snapshotting…", "heap snapshot", async () => {
       const r = await api(`/api/runs/${encodeURIComponent(run.run_id)}/heap-snapshot`, { method: "POST", body: withPid({}, pid) });
-      show(`Heap snapshot of ${runLabel(run)} (pid ${examined(r, run, pid)})`,
-        el("p", {}, el("a", { href: r.url, download: "", class: "download", text: "⬇ Download .heapsnapshot" })),
-        hint("Open it in Chrome DevTools → Memory → Load, then sort by Retained Size."));
+      show({
+        title: `Heap snapshot of ${runLabel(run)} (pid ${examined(r, run, pid)})`,
+        download: r.url,
+        hint: "Open it in Chrome DevTools → Memory → Load, then sort by Retained Size.",
+      });
     });
   }
 
@@ -77,11 +108,14 @@ export function initTools(panel) {
       const r = await api(`/api/processes/${encodeURIComponent(w.pid)}/mappings?seconds=${MEASURE_SECONDS}`);
       const groups = (r.groups || []).map((g) => [g.kind, formatBytes(g.rss_before), formatBytes(g.rss_after), signed(g.diff)]);
       const top = (r.top || []).filter((m) => m.diff).map((m) => [m.name || "(anonymous)", m.kind, signed(m.diff), formatBytes(m.rss_after)]);
-      show(`Mappings diff of ${w.label} – smaps, ${MEASURE_SECONDS} s`,
-        hint(`Resident memory by mapping kind before and after ${MEASURE_SECONDS} seconds. Growth in heap/anonymous is allocator memory; file growth is usually harmless page cache.`),
-        findingsTable(["Kind", "RSS before", "RSS after", "Diff"], groups),
-        top.length ? el("h4", { text: "Mappings that grew most" }) : null,
-        top.length ? findingsTable(["Mapping", "Kind", "Diff", "RSS after"], top) : null);
+      show({
+        title: `Mappings diff of ${w.label} – smaps, ${MEASURE_SECONDS} s`,
+        hint: `Resident memory by mapping kind before and after ${MEASURE_SECONDS} seconds. Growth in heap/anonymous is allocator memory; file growth is usually harmless page cache.`,
+        tables: [
+          { headers: ["Kind", "RSS before", "RSS after", "Diff"], rows: groups },
+          ...(top.length ? [{ title: "Mappings that grew most", headers: ["Mapping", "Kind", "Diff", "RSS after"], rows: top }] : []),
+        ],
+      });
     });
   }
 
@@ -105,5 +139,8 @@ export function initTools(panel) {
     forRun: (run) => RUN_TOOLS[run.runtime] || null,
     mappings,
     runMappings,
+    /** The result on screen (null when none), and showing one from the presenter. */
+    current: () => current,
+    render,
   };
 }

@@ -7,13 +7,16 @@ import { compareSelected, loadCatalogue } from "./lab-catalogue.js";
 import { initRuns } from "./lab-runs.js";
 import { initTools } from "./lab-tools.js";
 import { initRunsTable } from "./runs-table.js";
+import { isPresenter } from "./state.js";
 
 /**
- * `addWatch` is connection.addWatch, `chart` the Chart (run marks and colours), and
- * `onRunsChanged` redraws what else depends on runs (chart traces, stats rows).
+ * `addWatch` is connection.addWatch, `chart` the Chart (run marks and colours),
+ * `onRunsChanged` redraws what else depends on runs (chart traces, stats rows) and
+ * `onResult(result)` hears of each tool result shown (null: closed). The audience gets no
+ * control that starts, stops or measures anything: those are not even wired.
  */
-export function initLab({ addWatch, chart, onRunsChanged }) {
-  const tools = initTools(document.getElementById("findings"));
+export function initLab({ addWatch, chart, onRunsChanged, onResult }) {
+  const tools = initTools(document.getElementById("findings"), { onChange: onResult });
   const table = initRunsTable(document.getElementById("runs"), {
     watch: (run) => addWatch(run.pid, true, { runId: run.run_id }),
     stop: (run, btn) => runs.stop(run, btn),
@@ -28,11 +31,13 @@ export function initLab({ addWatch, chart, onRunsChanged }) {
     onChange() { table.render(); onRunsChanged(); },
   });
   const stopAll = document.getElementById("stop-all");
-  stopAll.addEventListener("click", () => runs.stopAll(stopAll));
   const clear = document.getElementById("clear-finished");
-  clear.addEventListener("click", () => runs.clearFinished(clear));
+  if (isPresenter()) {
+    stopAll.addEventListener("click", () => runs.stopAll(stopAll));
+    clear.addEventListener("click", () => runs.clearFinished(clear));
+  }
 
-  loadCatalogue(document.getElementById("scenarios"), runs.launch);
+  loadCatalogue(document.getElementById("scenarios"), isPresenter() ? runs.launch : null);
   runs.load();
   table.render();
   return {
@@ -45,5 +50,8 @@ export function initLab({ addWatch, chart, onRunsChanged }) {
     cleared: runs.cleared,
     compareSelected,
     stopAll: () => runs.stopAll(stopAll),
+    /** The tool result on screen (or null), and showing the presenter's. */
+    result: tools.current,
+    showResult: tools.render,
   };
 }

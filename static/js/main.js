@@ -3,12 +3,15 @@
 
 import { api } from "./api.js";
 import { Chart } from "./charts.js";
-import { addWatch, connect, dropConnection, removeWatch } from "./connection.js";
+import { addWatch, connect, dropConnection, removeWatch, widenWatches } from "./connection.js";
 import { applyPresenter, applyTheme, initControls } from "./controls.js";
+import { initFollow } from "./follow.js";
 import { initKeys } from "./keys.js";
 import { initLab } from "./lab.js";
 import { initPicker } from "./picker.js";
-import { FINISHED, on, state } from "./state.js";
+import { refine } from "./resolution.js";
+import { initShareQr } from "./share-qr.js";
+import { FINISHED, isPresenter, on, state } from "./state.js";
 import { initStats, renderSystem } from "./stats.js";
 import { showError } from "./toast.js";
 import { readUrl, writeUrl } from "./urlstate.js";
@@ -20,14 +23,24 @@ applyPresenter();
 
 const chart = new Chart(document.getElementById("chart"));
 
-const controls = initControls({
-  onChange(name) {
+/** Redraw after settings changed (here, or taken from the presenter's view). */
+function settingsChanged(names) {
+  for (const name of names) {
     if (name === "paused") chart.setPaused(state.settings.paused);
     else chart.invalidate();
+    if (name === "window") widenWatches(); // a longer window needs the older history
     if (name === "theme") stats.render(); // swatch colours follow the theme
     if (name === "metric") stats.update();
-    if (name === "present") picker.setOpen(false);
-    writeUrl();
+    if (name === "present") picker?.setOpen(false);
+  }
+  controls.sync();
+  writeUrl();
+}
+
+const controls = initControls({
+  onChange(name) {
+    settingsChanged([name]);
+    follow.settingChanged(name);
   },
 });
 
@@ -41,9 +54,23 @@ const lab = initLab({
   addWatch,
   chart,
   onRunsChanged() { chart.invalidate(); stats.render(); },
+  onResult: () => follow.resultChanged(),
 });
 
-const picker = initPicker({ onPick: (pid, children) => addWatch(pid, children) });
+// The audience has no picker: it may not list the machine's processes.
+const picker = isPresenter() ? initPicker({ onPick: (pid, children) => addWatch(pid, children) }) : null;
+
+const follow = initFollow({
+  applySettings: settingsChanged,
+  result: () => lab.result(),
+  // The audience cannot download the presenter's heap snapshot: the link is left out.
+  showResult: (r) => lab.showResult(isPresenter() || !r ? r : { ...r, download: null }),
+});
+chart.onUserZoom = (range) => {
+  follow.userZoomed();
+  refine(range, () => chart.invalidate());
+};
+initShareQr();
 
 initKeys({
   pause: () => controls.togglePause(),
@@ -92,6 +119,7 @@ const BADGE_TEXT = {
   connected: "connected",
   disconnected: "connection lost, reconnecting…",
   reconnected: "reconnected",
+  refused: "room full, retrying…",
 };
 on("connection", (status) => {
   badge.textContent = BADGE_TEXT[status] || status;
@@ -104,7 +132,8 @@ setInterval(() => { stats.update(); lab.updateVerdicts(); }, 500);
 // ---- start -----------------------------------------------------------------
 
 api("/api/system").then(renderSystem).catch((err) => showError(err, "system memory"));
-for (const w of initial.watches) addWatch(w.pid, w.children);
+// The audience watches what the presenter shows (the `view` at connect), not its own URL.
+if (isPresenter()) for (const w of initial.watches) addWatch(w.pid, w.children);
 stats.render();
 chart.invalidate();
 connect();
@@ -125,6 +154,7 @@ window.memdash = Object.freeze({
         growth: w.growth,
       })),
       runs: [...state.runs.values()].map((r) => ({ ...r })),
+      room: { ...state.room }, // role, shared, following and the presenter's last view
     };
   },
 });

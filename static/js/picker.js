@@ -78,6 +78,6 @@ export function initPicker({ onPick }) {
     else if (/^\d+$/.test(input.value.trim())) onPick(Number(input.value.trim()), children.checked);
   });
   document.getElementById("picker-refresh").addEventListener("click", refresh);
-  refresh();
+  // No list until the drawer opens: most visits never open it (and it is ~30 kB of JSON).
   return { setOpen };
 }

@@ -6,7 +6,7 @@
 
 import { button, el, emptyNote } from "./dom.js";
 import { formatBytes } from "./format.js";
-import { FINISHED, runLabel, state, watchKey } from "./state.js";
+import { FINISHED, isPresenter, runLabel, state, watchKey } from "./state.js";
 import { showGrowth } from "./stats.js";
 
 /** The run's freshest server verdict: its watch's `growth` event, else the run record's. */
@@ -52,7 +52,8 @@ export function initRunsTable(container, actions) {
   }
 
   function actionsOf(run) {
-    const box = el("div", { class: "actions" });
+    if (!isPresenter()) return null; // the audience follows; it starts, stops and measures nothing
+    const box = el("div", { class: "actions presenter-only" });
     const small = (text, onclick, props = {}) => button({ class: "small", text, onclick, ...props });
     const aim = () => Number(aims.get(run.run_id)) || null;
     if (!state.watches.has(watchKey(run.pid, true))) box.append(small("Watch", () => actions.watch(run), { "data-action": "watch" }));
@@ -88,7 +89,7 @@ export function initRunsTable(container, actions) {
     const clear = document.getElementById("clear-finished");
     if (clear) clear.disabled = !runs.some((r) => FINISHED.has(r.state));
     if (!runs.length) {
-      container.replaceChildren(emptyNote("No runs yet. Start one from a scenario card below, or press c."));
+      container.replaceChildren(emptyNote(isPresenter() ? "No runs yet. Start one from a scenario card below, or press c." : "No runs yet."));
       return;
     }
     container.replaceChildren(...runs.map(row));

@@ -37,9 +37,20 @@ export const state = {
   settings: { metric: "rss", window: 300, log: false, theme: "dark", align: false, paused: false, present: false },
   runs: new Map(),           // run_id -> run as last reported by the server
   cleared: new Map(),        // run_id -> run no longer listed; its watches keep their names
-  connection: "connecting",  // connecting | connected | disconnected | reconnected
+  connection: "connecting",  // connecting | connected | disconnected | reconnected | refused
   newestT: 0,                // newest sample time seen from the server (its clock, not ours)
+  // Room mode (follow.js): this page's role, rendered by the server on <body> and confirmed
+  // by `hello`; an audience page follows the presenter's `view` until the viewer zooms.
+  room: {
+    role: document.body.dataset.role === "audience" ? "audience" : "presenter",
+    shared: document.body.dataset.shared === "1",
+    following: document.body.dataset.role === "audience",
+    view: null,              // the presenter's last `view`
+  },
+  zoomEpoch: 0,              // bumped to drop a local zoom (the chart's uirevision)
 };
+
+export const isPresenter = () => state.room.role === "presenter";
 
 export function watchKey(pid, children) { return `${pid}:${children ? 1 : 0}`; }
 
@@ -62,6 +73,9 @@ class Watch {
     this.confirmed = false;  // true after the server acked the watch once
     this.peak = {};          // metric -> max seen, kept even when old samples are dropped
     this.growth = null;      // the server's growth object from the `growth` event
+    this.bucket = 0;         // > 0: the backfill came as min/max pairs per bucket of this many s
+    this.coarseUntil = -Infinity; // samples up to here are such pairs (full resolution after)
+    this.span = null;        // the window (s, 0: all) its history was asked for
   }
 
   get lastT() { return this.samples.length ? this.samples[this.samples.length - 1].t : undefined; }
@@ -87,27 +101,46 @@ class Watch {
    */
   merge(samples) {
     const added = [];
-    let inOrder = true;
+    const older = [];
     for (const s of samples) {
       const last = this.lastT;
       if (last === undefined || s.t > last) {
         this.samples.push(s);
         added.push(s);
-      } else if (!this.samples.some((o) => o.t === s.t)) {
-        // Rare: an older sample (backfill after live ones). Insert sorted.
-        let i = this.samples.length;
-        while (i > 0 && this.samples[i - 1].t > s.t) i--;
-        this.samples.splice(i, 0, s);
-        added.push(s);
-        inOrder = false;
-      }
+      } else older.push(s); // backfill after live ones: merged below, in one pass
       for (const m of METRICS) {
         if (s[m.id] !== undefined && !(s[m.id] <= this.peak[m.id])) this.peak[m.id] = s[m.id];
       }
       if (s.t > state.newestT) state.newestT = s.t;
     }
+    const inOrder = !older.length || !this.insert(older, added);
     if (this.samples.length > MAX_SAMPLES) this.samples.splice(0, this.samples.length - MAX_SAMPLES);
     return { added, inOrder };
+  }
+
+  /** Merge samples older than the newest into the sorted list, skipping times already held
+   *  (a sorted merge: a full-resolution fetch brings thousands at once). True if any landed. */
+  insert(older, added) {
+    const held = new Set(this.samples.map((s) => s.t));
+    const fresh = older.filter((s) => !held.has(s.t) && held.add(s.t)).sort((a, b) => a.t - b.t);
+    if (!fresh.length) return false;
+    const out = [];
+    let i = 0;
+    for (const s of fresh) {
+      while (i < this.samples.length && this.samples[i].t < s.t) out.push(this.samples[i++]);
+      out.push(s);
+    }
+    while (i < this.samples.length) out.push(this.samples[i++]);
+    this.samples = out;
+    added.push(...fresh);
+    return true;
+  }
+
+  /** Replace the min/max pairs from `since` on by the full-resolution `samples`. */
+  refine(since, samples) {
+    this.samples = this.samples.filter((s) => s.t < since || s.t > this.coarseUntil);
+    this.coarseUntil = Math.min(this.coarseUntil, since);
+    return this.merge(samples);
   }
 
   /** Latest value of a metric, scanning back past samples that lack it. */
@@ -159,10 +192,14 @@ export function dropWatch(w) {
 }
 
 /** The server acknowledged a watch: keep its process info, merge the history it sent. */
-export function confirmWatch(w, process, samples) {
+export function confirmWatch(w, process, samples, bucket = 0) {
   w.process = process || w.process;
   const first = !w.confirmed;
   w.confirmed = true;
+  if (bucket > 0 && samples?.length) {
+    w.bucket = bucket;
+    w.coarseUntil = Math.max(w.coarseUntil, samples[samples.length - 1].t - bucket);
+  }
   const merged = w.merge(samples || []);
   // Views redraw from the merged history, so the samples go in before the news goes out.
   if (first) emit("watch-changed", w);

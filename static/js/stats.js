@@ -5,7 +5,7 @@
 
 import { button, el, emptyNote } from "./dom.js";
 import { describeGrowth, formatBytes } from "./format.js";
-import { seriesOf, state } from "./state.js";
+import { isPresenter, seriesOf, state } from "./state.js";
 
 /** Set a verdict element from a server growth object (words, colour class, tooltip). */
 export function showGrowth(node, growth, base = "verdict") {
@@ -28,16 +28,18 @@ export function initStats({ colourOf, onRemove, onMappings }) {
     const name = el("span", { class: "stat-name", title: w.process?.cmdline || "" },
       w.confirmed || w.runId ? w.label : `${w.pid} (connecting…)`,
       kids ? " " : null, kids);
-    const maps = button({
-      class: "small", text: "Mappings diff", title: "Which memory mappings grow over 5 s (smaps diff)",
+    // The audience watches what the presenter shows: nothing to measure or remove.
+    const own = isPresenter();
+    const maps = own && button({
+      class: "small presenter-only", text: "Mappings diff", title: "Which memory mappings grow over 5 s (smaps diff)",
       disabled: !!w.exited, onclick: () => onMappings(w, maps),
     });
-    const rm = button({
-      class: "remove", text: "×", title: `Stop watching ${w.pid}`, "aria-label": `Stop watching ${w.pid}`,
+    const rm = own && button({
+      class: "remove presenter-only", text: "×", title: `Stop watching ${w.pid}`, "aria-label": `Stop watching ${w.pid}`,
       onclick: () => onRemove(w.key),
     });
     const row = el("div", { class: `stat-row stat-card${w.exited ? " exited" : ""}`, "data-key": w.key, "data-pid": w.pid },
-      name, cur, peak, rate, maps, rm);
+      name, cur, peak, rate, maps || null, rm || null);
     row.style.setProperty("--swatch", colourOf(w));
     cards.set(w.key, { cur, peak, rate, kids });
     return row;
@@ -48,7 +50,9 @@ export function initStats({ colourOf, onRemove, onMappings }) {
     const watches = [...state.watches.values()].filter(listed);
     strip.hidden = !watches.length && state.runs.size > 0;
     if (!watches.length) {
-      strip.replaceChildren(emptyNote("No process watched yet: open Processes to pick one, or start a scenario in the leak lab below."));
+      strip.replaceChildren(emptyNote(isPresenter()
+        ? "No process watched yet: open Processes to pick one, or start a scenario in the leak lab below."
+        : "The presenter shows no process yet."));
       return;
     }
     // One row per watch under a single header: numbers line up, which is what people compare.

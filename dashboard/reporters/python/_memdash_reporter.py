@@ -197,7 +197,9 @@ class Reporter:
         if name != "leak_report":
             self._reply(rid, {"type": "error", "message": f"unknown command: {name!r}"})
         elif not self.traced:
-            message = "leak_report needs tracemalloc: start the program with memdash run --tracemalloc"
+            message = (
+                "leak_report needs tracemalloc: start the program with memdash run --tracemalloc"
+            )
             self._reply(rid, {"type": "error", "message": message})
         elif isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
             self._reply(rid, {"type": "error", "message": "leak_report: seconds must be a number"})
