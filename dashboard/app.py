@@ -24,6 +24,7 @@ DEFAULTS = {
     "MAX_RUNS": 8,  # scenario runs alive at once
     "RUNS_MEMORY_FRACTION": 0.25,  # all runs together may use this much of system RAM
     "PINNED_PIDS": (),  # watched from start-up (the CLI's --pid)
+    "PINNED_CHILDREN": False,  # ... with all their descendants (--children)
     # Who may connect and as whom (access.Access): loopback names only, everyone presenter,
     # unless the CLI binds beyond loopback (then a presenter token and this machine's names).
     "ACCESS": None,

@@ -93,8 +93,8 @@ class Memdash:
             self.recorder.on_error = self._recording_failed
             self.workers.keep_snapshots(artefact_dir(self.recorder.path, create=True))
         self.pinned = set(config["PINNED_PIDS"])
-        for pid in config["PINNED_PIDS"]:
-            self.sampler.keep(pid, False, owner="cli")
+        for pid in config["PINNED_PIDS"]:  # --pid (with --children: the tree)
+            self.sampler.keep(pid, config["PINNED_CHILDREN"], owner="cli")
         app.extensions["memdash"] = self
 
     def _emit(self, event: str, payload: dict | list, to: str | list[str] | None) -> None:
@@ -169,10 +169,16 @@ class Memdash:
 
     def shown_pids(self) -> set[int]:
         """What the presenter shows, so what the audience may watch: the processes on the
-        presenter's chart, every run's processes and the command line's --pid."""
+        presenter's chart (with the members of a tree shown), every run's processes and the
+        command line's --pid."""
         with self._view_lock:
             view = self.view
-        pids = {w["pid"] for w in (view or {}).get("watches", [])}
+        pids = set()
+        for watch in (view or {}).get("watches", []):
+            pids.add(watch["pid"])
+            tree = self.sampler.target(watch["pid"], True) if watch.get("children") else None
+            if tree is not None:
+                pids.update(list(tree.readers))
         for run in self.workers.list():
             shown = run.to_dict()
             pids.add(shown["pid"])

@@ -152,6 +152,7 @@ class Viewer:
         "growth",
         "hello",
         "view",
+        "tree",
     )
 
     def __init__(

@@ -43,7 +43,7 @@ def test_wheel_serves_the_page_and_every_asset_without_the_source_tree(tmp_path)
         "import re\n"
         "client = dashboard.create_app().test_client()\n"
         "page = client.get('/').get_data(as_text=True)\n"
-        "paths = re.findall(r'(?:src|href)=\"(/static/[^\"]+)\"', page)\n"
+        'paths = re.findall(r\'(?:src|href)="(/static/[^"]+)"\', page)\n'
         "names = {p.split('/', 3)[3] for p in paths}\n"
         "assert names == {'vendor/plotly.min.js', 'vendor/socket.io.min.js', 'js/main.js',"
         " 'css/style.css'}, names\n"

@@ -70,6 +70,12 @@ def add_dashboard_options(parser: argparse.ArgumentParser) -> None:
         help="watch this process from the start (repeatable)",
     )
     parser.add_argument(
+        "--children",
+        action="store_true",
+        help="with --pid: watch each process with all its descendants (one line each plus "
+        "the total), as they come and go",
+    )
+    parser.add_argument(
         "--interval",
         default="0.1",
         help=f"seconds between samples ({MIN_INTERVAL}-{MAX_INTERVAL}, default 0.1)",
@@ -171,6 +177,7 @@ def build_app(args: argparse.Namespace, settings: dict, sock: socket.socket, pin
             "DETAIL_INTERVAL": settings["detail_interval"],
             "HISTORY_SECONDS": settings["history"],
             "PINNED_PIDS": pinned,
+            "PINNED_CHILDREN": getattr(args, "children", False),
             "MAX_VIEWERS": settings["max_viewers"],
             "ACCESS": policy,
             "SHARE_URLS": room,
@@ -293,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     memdash.start()
 
-    url = announce(args, sock, policy, room, [("pid", pid) for pid in settings["pids"]])
+    pinned = "cpid" if args.children else "pid"  # the page's name for a watch with children
+    url = announce(args, sock, policy, room, [(pinned, pid) for pid in settings["pids"]])
     open_browser(args, url)
 
     def on_sigterm(signum, frame):
