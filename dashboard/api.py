@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import time
 
-from flask import Blueprint, current_app, jsonify, request, send_file
+from flask import Blueprint, current_app, jsonify, request
 
-from . import access, errors, memory, sessions, share, trees, validate
+from . import access, errors, memory, share, trees, validate
 from .extension import get_memdash
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -39,30 +39,6 @@ def share_info():
     if urls is None:
         raise errors.NotFound("memdash is not shared; start it with --share")
     return jsonify({**urls, "qr_svg": share.qr_svg(urls["audience"])})
-
-
-@bp.get("/recording")
-@access.audience_ok
-def recording():
-    """Where this session is recorded and whether that still works (a full disk stops it)."""
-    return jsonify({"recording": get_memdash().recording_status()})
-
-
-@bp.get("/artefacts")
-def artefacts():
-    """The session's kept tool artefacts (heap snapshots), with size and path."""
-    recorder = get_memdash().recorder
-    return jsonify({"artefacts": sessions.list_artefacts(recorder.path) if recorder else []})
-
-
-@bp.get("/artefacts/<name>")
-def artefact(name: str):
-    recorder = get_memdash().recorder
-    if recorder is None:
-        raise errors.NotFound("this session is not recorded, so it keeps no artefacts")
-    path = sessions.artefact_path(recorder.path, name)  # plain names from the listing only
-    kind = "application/json" if name.endswith(".heapsnapshot") else None
-    return send_file(path, as_attachment=True, download_name=name, mimetype=kind)
 
 
 @bp.get("/processes")

@@ -10,8 +10,9 @@ import logging
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from . import __version__, access, api, assets, errors, events, heaps, lab, metrics
+from . import __version__, access, api, assets, errors, events, heaps, keep, lab, metrics
 from .extension import Memdash
+from .replay_events import install as install_replay
 
 DEFAULTS = {
     "INTERVAL": 0.1,  # seconds between fast samples (20 ms .. 10 s)
@@ -30,6 +31,7 @@ DEFAULTS = {
     "ACCESS": None,
     "SHARE_URLS": None,  # {"presenter", "audience"} when the room can join (--share)
     "RECORDER": None,  # a recording.Recorder the CLI opened (every session is recorded)
+    "REPLAY": None,  # a recorded.Recording to serve read-only (`memdash open`): replay_events
 }
 
 
@@ -45,10 +47,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(lab.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(heaps.bp)
+    app.register_blueprint(keep.bp)
     collector = metrics.WatchedProcesses(memdash)
     memdash.sampler.add_sink(collector)
     memdash.metrics_registry = metrics.registry_for(collector)
-    events.register(memdash.socketio)
+    replay = install_replay(app, memdash) if app.config["REPLAY"] is not None else None
+    events.register(memdash.socketio, replay)
     _register_pages(app, assets.AssetStore())
     _register_door(app)
     _register_errors(app)
@@ -106,6 +110,8 @@ def _register_door(app: Flask) -> None:
                 raise errors.PresenterOnly(
                     "only the presenter can do this; the audience follows read-only"
                 )
+        if app.config["REPLAY"] is not None and request.method not in ("GET", "HEAD"):
+            raise errors.Replaying("a recording is open (memdash open): it is read-only")
         if request.method == "POST" and not request.is_json:
             raise errors.UnsupportedMediaType(
                 "POST bodies must be JSON (Content-Type: application/json)"

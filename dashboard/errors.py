@@ -199,6 +199,12 @@ class RecordingLocked(Conflict):
     code = "recording_locked"
 
 
+class Replaying(Conflict):
+    """A recording is open (`memdash open`): it is read-only, nothing can start or change."""
+
+    code = "replaying"
+
+
 # -- 429 ----------------------------------------------------------------------------------
 
 

@@ -19,8 +19,9 @@ import time
 from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 
-from . import access, errors, memory, trees, validate
+from . import access, errors, memory, replay_events, trees, validate
 from .extension import get_memdash
+from .replay import ReplaySource
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ def role() -> str:
     return get_memdash().roles.get(request.sid, access.AUDIENCE)
 
 
-def register(socketio: SocketIO) -> None:
+def register(socketio: SocketIO, replay: ReplaySource | None = None) -> None:
+    """The handlers; with ``replay`` (memdash open) watches read the recording, not /proc."""
     limiter = RateLimiter()
     admit = threading.Lock()  # the viewer count and the new viewer, checked as one step
 
@@ -131,7 +133,10 @@ def register(socketio: SocketIO) -> None:
             memdash.roles[request.sid] = who
         memdash.start()
         hello = {"role": who, "shared": memdash.access.shared}
-        emit("hello", {**hello, "recording": memdash.recording_status()})
+        emit("hello", {**hello, "recording": memdash.recording_status(),
+                       "replay": replay.state() if replay else None})  # fmt: skip
+        if replay is not None:
+            replay.greet(request.sid)  # the runs, marks and tool results up to the cursor
         if who == access.AUDIENCE:
             join_room(AUDIENCE_ROOM)
             if memdash.view is not None:
@@ -145,7 +150,7 @@ def register(socketio: SocketIO) -> None:
         memdash = get_memdash()
         memdash.roles.pop(request.sid, None)
         limiter.forget(request.sid)
-        memdash.sampler.release(request.sid)
+        (replay or memdash.sampler).release(request.sid)
 
     @handler("watch", audience=True)
     def watch(payload=None):
@@ -155,7 +160,7 @@ def register(socketio: SocketIO) -> None:
         memdash = get_memdash()
         memdash.check_shown(pid, role())
         limit = current_app.config["MAX_WATCHES"]
-        target = memdash.sampler.watch(pid, children, request.sid, limit=limit)
+        target = (replay or memdash.sampler).watch(pid, children, request.sid, limit=limit)
         # The socket receives batches from now on; the history is read after: a sample may
         # arrive twice, never be missed. A long history comes as at most max_points samples
         # (min and max per bucket, so spikes stay), shared by every viewer who asks the same.
@@ -177,7 +182,7 @@ def register(socketio: SocketIO) -> None:
     def unwatch(payload=None):
         limiter.take(request.sid)
         pid, children, _since = parse_watch(payload)
-        if not get_memdash().sampler.unwatch(pid, children, request.sid):
+        if not (replay or get_memdash().sampler).unwatch(pid, children, request.sid):
             raise errors.NotWatching(f"this viewer is not watching pid {pid}")
         return {"pid": pid, "ok": True}
 
@@ -189,6 +194,9 @@ def register(socketio: SocketIO) -> None:
         memdash.set_view(shown)
         memdash.socketio.emit("view", shown, to=AUDIENCE_ROOM)
         return {"ok": True}
+
+    if replay is not None:
+        replay_events.register(handler, replay)  # seek, play, pause
 
     @socketio.on("*")
     def unknown(event, *_args):

@@ -1,42 +1,39 @@
 """The history of one sampled series, and the backfill a viewer gets when it starts watching.
 
-Memory follows what is held: columns are ``array('d')`` that grow with their samples up to
-``capacity``, then wrap (the oldest is overwritten). The fast figures every sample carries
+Full rate for the recent window: columns are ``array('d')`` that grow with their samples up to
+``capacity`` (``--history`` / interval), then wrap. The fast figures every sample carries
 (time and statm) are dense columns, 48 bytes a sample; the rest (USS/PSS/swap/anon about once
 a second, language heap, descendant count) are sparse columns of (sequence number, value), so
 30 minutes at 10 Hz cost about 1 MB, not 2, and a process watched for a minute costs 1/30 of it.
 
+Older samples are not lost: before the window wraps over them they are folded, a batch at a
+time (``capacity // 64``, at most 256 samples: the window holds at least 63/64 of
+``capacity``), into the per-second tier (tiers.py: min/mean/max of every figure
+per second, ``seconds`` buckets, 2 hours by default), whose oldest buckets fold into the
+per-minute tier (``minutes`` buckets, 7 days by default; older ones are dropped). 24 hours at
+10 Hz cost under 4 MiB; :meth:`History.nbytes` says what one costs.
+
 :meth:`History.backfill` sizes what a joining viewer gets to what its chart can show: at most
 ``max_points`` samples for the window on screen, the minimum and maximum of each figure per
 time bucket kept (a one-sample spike stays visible), full resolution when the window holds few
-enough samples. Buckets are aligned to multiples of their width, so the complete ones are
-computed once and shared (cached) by every viewer who asks for the same window meanwhile.
+enough samples; a window that reaches back past the full-rate samples reads the tiers too.
+Buckets are aligned to multiples of their width, so the complete ones are computed once and
+shared (cached) by every viewer who asks for the same window meanwhile.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import sys
 import threading
 from array import array
 
+from .tiers import INF, Tier, envelope
+
 # Every figure a sample may carry, in wire names. "t" is the time of the sample.
-FIELDS = (
-    "t",
-    "rss",
-    "vms",
-    "shared",
-    "text",
-    "data",
-    "uss",
-    "pss",
-    "swap",
-    "anon",
-    "heap_used",
-    "heap_total",
-    "external",
-    "children",
-)
+FIELDS = ("t", "rss", "vms", "shared", "text", "data", "uss", "pss", "swap", "anon")
+FIELDS += ("heap_used", "heap_total", "external", "children")
 DENSE = FIELDS[:6]  # in every sample (memory.StatmReader), "t" first
 SPARSE = FIELDS[6:]
 _NAN = float("nan")
@@ -63,83 +60,123 @@ class _Sparse:
         return bisect.bisect_left(self.seqs, first), bisect.bisect_left(self.seqs, end)
 
 
+SECONDS_KEPT = 2 * 3600  # per-second buckets: 2 hours
+MINUTES_KEPT = 7 * 24 * 60  # per-minute buckets: 7 days
+_HEADER = sys.getsizeof(array("d"))  # an array object without its buffer
+
+
 class History:
-    """The last ``capacity`` samples of a series, oldest first; samples arrive in time order.
+    """The samples of a series, oldest first (they arrive in time order): the last
+    ``capacity`` at full rate, older ones as per-second then per-minute buckets (``seconds``
+    and ``minutes`` of them at most).
 
     Appends come from the sampler thread; reads may come from any thread (the sampler holds
     its lock around appends, and readers copy what they need under ``self.lock``)."""
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, seconds: int = SECONDS_KEPT, minutes: int = MINUTES_KEPT):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self._dense = {name: array("d") for name in DENSE}
         self._sparse: dict[str, _Sparse] = {}
         self._partial: set[str] = set()  # dense columns some sample lacked (tests, odd reads)
-        self._start = 0  # physical index of the oldest sample, once the columns wrapped
+        self._start = 0  # physical index of the oldest full-rate sample, once the columns wrapped
         self._seq = 0  # sequence number of the next sample (samples ever appended)
+        self._first = 0  # sequence number of the oldest full-rate sample (older ones: tiers)
+        # Folding a batch at once lets min()/max()/sum() run over slices (C, not Python); a
+        # batch is at most 1/64 of the window, so the window is at least 63/64 full.
+        self._batch = max(1, min(256, capacity // 64))
+        self.minutes = Tier(60.0, minutes)
+        self.seconds = Tier(1.0, seconds, then=self.minutes)
         self.lock = threading.Lock()
-        self._cache: dict[tuple, list[dict]] = {}
+        self._cache: dict[tuple, tuple[list[dict], float]] = {}
 
     def __len__(self) -> int:
-        return min(self._seq, self.capacity)
+        """Full-rate samples held (the tiers' buckets not counted)."""
+        return self._seq - self._first
 
     @property
     def first_seq(self) -> int:
-        return self._seq - len(self)
+        return self._first
 
     def nbytes(self) -> int:
-        """Bytes held by the columns (what the history costs, for benchmarks and tests)."""
-        dense = sum(c.buffer_info()[1] * c.itemsize for c in self._dense.values())
-        sparse = sum(16 * len(s.seqs) for s in self._sparse.values())
-        return dense + sparse
+        """Bytes the columns' buffers have allocated, full rate and tiers: what the history of
+        a watched process costs (for benchmarks and tests)."""
+        columns = [*self._dense.values(), *self.seconds.columns(), *self.minutes.columns()]
+        for sparse in self._sparse.values():
+            columns += (sparse.seqs, sparse.values)
+        return sum(sys.getsizeof(c) - _HEADER for c in columns)
 
     def append(self, sample: dict) -> None:
         with self.lock:
-            full = self._seq >= self.capacity
+            held = self._seq - self._first
+            if held == self.capacity:
+                self._fold(self._batch)
+                held -= self._batch
+            pos = self._start + held
+            if pos >= self.capacity:
+                pos -= self.capacity
+            grow = pos == len(self._dense["t"])
+            found = 0
             for name, column in self._dense.items():
                 value = sample.get(name)
                 if value is None:
                     value = _NAN
                     self._partial.add(name)
-                if full:
-                    column[self._start] = value
                 else:
+                    found += 1
+                if grow:
                     column.append(value)
-            if full:
-                self._start = (self._start + 1) % self.capacity
+                else:
+                    column[pos] = value
             seq = self._seq
             self._seq += 1
-            for name in SPARSE:
-                value = sample.get(name)
-                if value is not None:
-                    sparse = self._sparse.get(name)
-                    if sparse is None:
-                        sparse = self._sparse[name] = _Sparse()
-                    sparse.seqs.append(seq)
-                    sparse.values.append(value)
-            if full and seq % 256 == 0:
+            if len(sample) > found:  # detail or heap figures: one sample in ten, or fewer
+                self._append_sparse(seq, sample)
+            if self._first and seq % 256 == 0:
                 for sparse in self._sparse.values():
-                    sparse.trim(self.first_seq)
+                    sparse.trim(self._first)
+
+    def _append_sparse(self, seq: int, sample: dict) -> None:
+        for name in SPARSE:
+            value = sample.get(name)
+            if value is not None:
+                sparse = self._sparse.get(name)
+                if sparse is None:
+                    sparse = self._sparse[name] = _Sparse()
+                sparse.seqs.append(seq)
+                sparse.values.append(value)
+
+    def _fold(self, k: int) -> None:
+        """Fold the oldest ``k`` full-rate samples into the per-second tier."""
+        base = self._first
+        dense = {name: self._column(name, 0, k).tolist() for name in DENSE[1:]}
+        sparse = {}
+        for name, column in self._sparse.items():
+            i, j = column.between(base, base + k)
+            if i < j:
+                sparse[name] = (column.seqs[i:j], column.values[i:j].tolist())
+        self.seconds.absorb(self._column("t", 0, k), dense, self._partial, sparse, base)
+        self._first += k
+        self._start = (self._start + k) % self.capacity
 
     # -- reading -----------------------------------------------------------------------------
 
     def _times(self) -> array:
-        """The time column in logical (oldest first) order; a copy once it has wrapped."""
+        """The full-rate time column in logical (oldest first) order; a copy once it wrapped."""
         t = self._dense["t"]
-        return t if self._start == 0 else t[self._start :] + t[: self._start]
+        return t if self._start == 0 and len(t) == len(self) else self._column("t", 0, len(self))
 
     def _column(self, name: str, a: int, b: int) -> array:
         """Logical rows ``a:b`` of a dense column (a copy)."""
-        column, n = self._dense[name], len(self)
-        if self._start == 0:
-            return column[a:b]
+        column = self._dense[name]
+        size = len(column)
         pa, pb = self._start + a, self._start + b
-        if pb <= n:
+        if pb <= size:
             return column[pa:pb]
-        if pa >= n:
-            return column[pa - n : pb - n]
-        return column[pa:] + column[: pb - n]
+        if pa >= size:
+            return column[pa - size : pb - size]
+        return column[pa:] + column[: pb - size]
 
     def _rows(self, a: int, b: int) -> list[dict]:
         """Logical rows ``a:b`` as wire dicts, unmeasured figures absent."""
@@ -161,10 +198,22 @@ class History:
         return rows
 
     def since(self, t: float | None = None) -> list[dict]:
-        """Samples newer than ``t`` (all when None), full resolution."""
+        """Samples newer than ``t`` (all when None): every full-rate sample, and before them
+        one sample per per-minute, then per-second bucket carrying each figure's mean (an
+        int), at the mean time of the bucket's samples (see ``backfill`` for min/max)."""
         with self.lock:
+            rows = self.minutes.means(self.minutes.after(t))
+            rows += self.seconds.means(self.seconds.after(t))
             first = 0 if t is None else bisect.bisect_right(self._times(), t)
-            return self._rows(first, len(self))
+            return rows + self._rows(first, len(self))
+
+    def coarse(self, field: str, since: float | None = None) -> list[tuple[float, float]]:
+        """``(t, mean)`` of ``field`` per tier bucket newer than ``since``, oldest first: the
+        per-minute buckets, then the per-second ones, where ``field`` was measured; ``t`` is the
+        mean time of the bucket's samples. Only what is older than the full-rate samples (read
+        those with ``since``): for an estimate over hours (a slow leak); nothing calls it yet."""
+        with self.lock:
+            return self.minutes.coarse(field, since) + self.seconds.coarse(field, since)
 
     def backfill(
         self, since: float | None = None, window: float | None = None, max_points: int = 2000
@@ -173,13 +222,17 @@ class History:
         ``since`` (a reconnecting viewer's last sample; None for all): ``(samples, bucket)``.
 
         ``bucket`` is 0.0 when the samples are every sample of the span (it holds at most
-        ``max_points``); otherwise the span is cut into buckets of ``bucket`` seconds (aligned
-        to multiples of it) and each bucket gives two samples, at the times of its lowest and
-        its highest RSS, carrying the minimum and the maximum of every figure in it
-        (``max_points`` samples in all at most, plus the last bucket's samples as they are). The
-        complete buckets are cached per (window, max_points, bucket range): viewers who join
-        within the same bucket share one computation and one list (do not modify it). The
-        oldest bucket is whole, so it may reach up to one bucket before the span."""
+        ``max_points`` and lies within the full-rate samples); otherwise the span is cut into
+        buckets of ``bucket`` seconds (aligned to multiples of it) and each bucket gives two
+        samples, at the times of its lowest and its highest RSS, carrying the minimum and the
+        maximum of every figure in it (``max_points`` samples in all at most, plus the last
+        bucket's samples as they are). A span that reaches back past the full-rate samples
+        reads the tiers' minima and maxima too (a tier bucket's low sample lies halfway between
+        its start and its samples' mean time, its high at that mean time), and ``bucket`` is
+        then at least the coarsest tier's width it read (1 or 60 s). The complete buckets are
+        cached per (window, max_points, bucket range): viewers who join within the same bucket
+        share one computation and one list (do not modify it). The oldest bucket is whole, so
+        it may reach up to one bucket before the span."""
         max_points = max(2, int(max_points))
         with self.lock:
             n = len(self)
@@ -190,65 +243,78 @@ class History:
             start = -math.inf if window is None else newest - window
             if since is not None:
                 start = max(start, since)
+            tiers = [
+                tier for tier in (self.minutes, self.seconds) if len(tier) and tier.t[-1] > start
+            ]
             first = bisect.bisect_right(times, start)
-            if n - first <= max_points:
+            if not tiers and n - first <= max_points:
                 return self._rows(first, n), 0.0
-            span = window if window is not None else newest - times[first]
-            buckets = max_points // 2
-            width = _nice(span / buckets)
-            b0 = math.floor(times[first] / width)
+            oldest = tiers[0].t[tiers[0].after(start)] if tiers else times[first]
+            span = window if window is not None else newest - oldest
+            width = _nice(span / (max_points // 2))
+            b0 = math.floor(oldest / width)
             b1 = math.floor(newest / width)  # the bucket still filling: sent as it is
-            key = (window, max_points, width, b0, b1)
-            reduced = self._cache.get(key)
-            if reduced is None:  # whole buckets, so the result depends on the key alone
-                whole = bisect.bisect_left(times, b0 * width)
-                reduced = self._reduce(times, whole, b0, b1, width)
-                self._cache = {key: reduced}  # only the newest: older keys will not come back
             tail = bisect.bisect_left(times, b1 * width, first)
-            return reduced + self._rows(tail, n), width
+            key = (window, max_points, width, b0, b1)
+            cached = self._cache.get(key)
+            if cached is None:  # whole buckets, so the result depends on the key alone
+                cached, whole = self._envelope(times, b0, b1, width, tail)
+                if whole:
+                    self._cache = {key: cached}  # only the newest: older keys will not come back
+            reduced, coarsest = cached
+            return reduced + self._rows(tail, n), max(width, coarsest)
 
-    def _reduce(self, times: array, first: int, b0: int, b1: int, width: float) -> list[dict]:
-        """Two samples (min and max of every figure) per bucket ``b0 <= b < b1``."""
-        ends = [bisect.bisect_left(times, b * width, first) for b in range(b0 + 1, b1 + 1)]
-        bounds = list(zip([first, *ends[:-1]], ends, strict=True))
-        n = len(self)
-        dense = {name: self._column(name, 0, n) for name in DENSE[1:]}
-        sparse = []
-        base = self.first_seq
-        for name, column in self._sparse.items():
-            lo = bisect.bisect_left(column.seqs, base)
-            idx = [s - base for s in column.seqs[lo:]]
-            sparse.append((name, idx, column.values[lo:]))
-        rss = dense["rss"]
-        out: list[dict] = []
-        for a, b in bounds:
-            if a == b:
-                continue
-            if "rss" in self._partial:  # samples without RSS (tests): the bucket's ends
-                lo_i, hi_i = a, b - 1
-            else:
-                chunk = rss[a:b]
-                lo_i = a + chunk.index(min(chunk))
-                hi_i = a + chunk.index(max(chunk))
-            low = {"t": times[lo_i]}
-            high = {"t": times[hi_i]}
-            for name, column in dense.items():
-                chunk = column[a:b]
-                if name in self._partial:
-                    chunk = [v for v in chunk if not math.isnan(v)]
-                    if not chunk:
-                        continue
-                low[name], high[name] = int(min(chunk)), int(max(chunk))
-            for name, idx, values in sparse:
-                i, j = bisect.bisect_left(idx, a), bisect.bisect_left(idx, b)
-                if i < j:
-                    chunk = values[i:j]
-                    low[name], high[name] = int(min(chunk)), int(max(chunk))
-            if lo_i == hi_i:
-                out.append(high)
-            else:
-                out.extend((low, high) if lo_i < hi_i else (high, low))
-        return out
+    def _envelope(
+        self, times: array, b0: int, b1: int, width: float, tail: int
+    ) -> tuple[tuple[list[dict], float], bool]:
+        """((min/max samples of buckets ``b0 <= b < b1``, and of the tier buckets in ``b1``;
+        the coarsest tier width read), whether the result holds whole buckets only)."""
+        edge = b0 * width
+        present = set(DENSE) | set(self._sparse) | set(self.seconds.figures)
+        names = [name for name in FIELDS[1:] if name in present or name in self.minutes.figures]
+        lows, highs = array("d"), array("d")
+        columns = {name: (array("d"), array("d")) for name in names}
+        coarsest = 0.0
+        for tier in (self.minutes, self.seconds):
+            i = bisect.bisect_left(tier.t, edge)
+            if i < len(tier):
+                coarsest = tier.width
+                tier_lows, tier_highs, figures = tier.envelope_rows(i, names)
+                lows += tier_lows
+                highs += tier_highs
+                for name, (lo, hi) in figures.items():
+                    columns[name][0].extend(lo)
+                    columns[name][1].extend(hi)
+        whole = bisect.bisect_left(highs, b1 * width) == len(highs)  # no tier rows in b1
+        a = bisect.bisect_left(times, edge)
+        if a < tail:
+            lows += times[a:tail]
+            highs += times[a:tail]
+            for name in names:
+                lo, hi = self._bounds(name, a, tail)
+                columns[name][0].extend(lo)
+                columns[name][1].extend(hi)
+        ends = [bisect.bisect_left(highs, b * width) for b in range(b0 + 1, b1 + 1)]
+        ends.append(len(highs))
+        return (envelope(lows, highs, columns, ends), coarsest), whole
+
+    def _bounds(self, name: str, a: int, b: int) -> tuple[array, array]:
+        """Logical rows ``a:b`` of a figure as (lows, highs) for :func:`tiers.envelope`: the
+        values, +inf/-inf where a sample did not measure it."""
+        if name in self._dense:
+            column = self._column(name, a, b)
+            if name not in self._partial:
+                return column, column
+            lows = array("d", (INF if math.isnan(v) else v for v in column))
+            return lows, array("d", (-INF if math.isnan(v) else v for v in column))
+        lows, highs = array("d", [INF]) * (b - a), array("d", [-INF]) * (b - a)
+        sparse = self._sparse.get(name)
+        if sparse is not None:
+            base = self._first + a
+            i, j = sparse.between(base, self._first + b)
+            for seq, value in zip(sparse.seqs[i:j], sparse.values[i:j], strict=True):
+                lows[seq - base] = highs[seq - base] = value
+        return lows, highs
 
 
 def _nice(seconds: float) -> float:

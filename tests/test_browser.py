@@ -174,6 +174,7 @@ def test_the_page_loads_every_module_once_and_exposes_the_test_hook(server, brow
     ]
     assert page.evaluate("Object.keys(window.memdash.state).sort()") == [
         "connection",
+        "gone",
         "room",
         "runs",
         "settings",

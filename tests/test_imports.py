@@ -20,6 +20,7 @@ WEB = {
     "dashboard.events",
     "dashboard.lab",
     "dashboard.heaps",
+    "dashboard.keep",
     "dashboard.metrics",
     "dashboard.__main__",
     "dashboard.cli",

@@ -127,7 +127,7 @@ def test_presenter_and_audience_over_the_network(ns, secretive):
     assert out["audience_view"]["error"]["code"] == "presenter_only"
     assert out["presenter_view"] == {"ok": True}
     assert out["relayed"]["watches"] == [{"pid": secretive.pid}]
-    assert out["audience_watch_shown"] == ["children", "pid", "process", "samples"]
+    assert out["audience_watch_shown"] == ["bucket", "children", "pid", "process", "samples"]
     assert out["audience_samples"] is True
     assert out["late_view"]["metric"] == "rss"  # a late joiner gets the current view
     # with secrets masked in what it is shown

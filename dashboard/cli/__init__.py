@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "export": "export",
     "report": "report",
     "sessions": "sessions",
+    "open": "open",
 }
 
 

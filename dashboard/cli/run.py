@@ -165,6 +165,8 @@ def main(argv: list[str]) -> int:
     heaps.tracemalloc = args.tracemalloc
     reports = Reports(memdash)
     memdash.start()
+    if memdash.recorder is not None:
+        print(f"memdash: recording to {memdash.recorder.path}", file=sys.stderr, flush=True)
     heaps.receiver = Receiver(reports).start()
     server = make_server(app, sock)
     threading.Thread(target=server.serve_forever, name="memdash-http", daemon=True).start()

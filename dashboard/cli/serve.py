@@ -16,6 +16,7 @@ import socket
 import sys
 import threading
 import webbrowser
+from pathlib import Path
 from urllib.parse import urlencode
 
 from .. import __version__, access, assets, errors, inspector, memory, share, validate
@@ -34,6 +35,7 @@ SUBCOMMANDS_HELP = (
     "  memdash export FILE --format csv|json|html -o OUT     export a recording\n"
     "  memdash report FILE -o report.html                    a self-contained HTML report\n"
     "  memdash sessions [--keep N] [--max-size SIZE]         list and prune recordings\n"
+    "  memdash open FILE                                     replay a recording (read-only)\n"
 )
 
 
@@ -197,9 +199,16 @@ def open_recorder(args: argparse.Namespace, settings: dict):
     from ..sessions import default_session_path
 
     path = args.record or default_session_path()
-    recorder = Recorder(path, interval=settings["interval"])
-    print(f"memdash: recording to {recorder.path}", file=sys.stderr, flush=True)
-    return recorder
+    return Recorder(path, interval=settings["interval"])
+
+
+def discard_recording(app) -> None:
+    """memdash is not starting after all (a refused --inspect): no empty session is left."""
+    recorder = app.extensions["memdash"].recorder
+    if recorder is not None:
+        recorder.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{recorder.path}{suffix}").unlink(missing_ok=True)
 
 
 def heap_sources(app) -> HeapSources:
@@ -296,9 +305,12 @@ def main(argv: list[str] | None = None) -> int:
             attach_inspectors(settings["pids"], heaps, memdash.sampler.add_extra)
         except UsageError as e:
             print(f"memdash: error: {e}", file=sys.stderr)
+            discard_recording(app)
             sock.close()
             return 2
     memdash.start()
+    if memdash.recorder is not None:
+        print(f"memdash: recording to {memdash.recorder.path}", file=sys.stderr, flush=True)
 
     pinned = "cpid" if args.children else "pid"  # the page's name for a watch with children
     url = announce(args, sock, policy, room, [(pinned, pid) for pid in settings["pids"]])

@@ -27,11 +27,16 @@ function valueNear(w, key, t) {
   return best;
 }
 
+/** Half a label's width in pixels (about). */
+function labelHalf(text, fontPx) {
+  return (text.length * fontPx * 0.58 + 12) / 2;
+}
+
 /** Label rows: each label takes the first row where it does not touch the one before. */
 function rowsFor(items, fontPx) {
   const ends = []; // right edge (px) of the last label in each row
   return items.map(({ px, text }) => {
-    const half = (text.length * fontPx * 0.58 + 12) / 2;
+    const half = labelHalf(text, fontPx);
     let row = ends.findIndex((end) => end < px - half);
     if (row < 0) row = ends.length < MAX_ROWS ? ends.length : 0;
     ends[row] = px + half;
@@ -68,7 +73,7 @@ export class Marks {
   /**
    * Plotly annotations for the marks after `cut`. `view`: {traced: Set of keys,
    * colourOf(w), xOf(w|null, t) (null when it cannot be placed), pxPer (pixels per x unit),
-   * unit, fontPx}.
+   * rightPx (the newest point's x in pixels), unit, fontPx}.
    */
   annotations(cut, view) {
     const s = state.settings;
@@ -95,7 +100,9 @@ export class Marks {
       showarrow: true,
       arrowhead: 2,
       arrowcolor: it.colour || fg,
-      ax: 0,
+      // A label reaching past the newest point would stretch the time axis past now (Plotly's
+      // autorange fits annotations): such a label lies left of its arrow instead.
+      ax: -Math.max(0, it.px + labelHalf(it.text, view.fontPx) - (view.rightPx ?? Infinity)),
       ay: -(30 + ROW_PX * rows[i]),
       font: { color: it.colour || fg, size: view.fontPx },
       bgcolor: plotBackground(),

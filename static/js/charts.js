@@ -85,7 +85,7 @@ export class Chart {
     if (!paused) this.invalidate();
   }
 
-  colourOf(w) { return this.colours.of(w); }
+  colourOf(w) { this.colours.assign(); return this.colours.of(w); }
 
   runColour(run) { return this.colours.ofRun(run); }
 
@@ -136,6 +136,17 @@ export class Chart {
     return state.settings.window ? Math.min(state.settings.window, data) : data;
   }
 
+  /** x of the newest point plotted (-Infinity when nothing is). */
+  rightX() {
+    let right = -Infinity;
+    for (const tr of this.traces) {
+      if (!tr.t.length) continue;
+      const x = this.xOf(state.watches.get(tr.key), tr.t[tr.t.length - 1]);
+      if (x !== null && x > right) right = x;
+    }
+    return right;
+  }
+
   plotPx() { return Math.max(200, this.el.clientWidth - AXIS_MARGINS_PX); }
 
   decorations() {
@@ -147,6 +158,7 @@ export class Chart {
       colourOf: (w) => this.colourOf(w),
       xOf: (w, t) => this.xOf(w, t),
       pxPer: plotPx / (this.span() * (s.align ? 1 : 1000)),
+      rightPx: Number.isFinite(this.rightX()) ? this.rightX() * (plotPx / (this.span() * (s.align ? 1 : 1000))) : Infinity,
       unit: this.frame.unit,
       fontPx,
     };
@@ -161,6 +173,7 @@ export class Chart {
     const cut = this.cutoff();
     const end = this.frozenAt ?? Infinity;
     const two = seriesOf(state.settings.metric).length > 1;
+    this.colours.assign();
     this.traces = [];
     for (const w of state.watches.values()) {
       for (const series of this.seriesFor(w)) {

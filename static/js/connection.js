@@ -6,8 +6,9 @@
 // Room mode: `hello` (role), `view` (the presenter's screen) and a refused connection.
 
 import { toApiError } from "./api.js";
-import { addSamples, confirmWatch, dropWatch, emit, markExited, putWatch, state, watchKey } from "./state.js";
+import { addSamples, confirmWatch, dropWatch, emit, markExited, moveWatch, putWatch, state, watchKey } from "./state.js";
 import { showError } from "./toast.js";
+import { applyTree } from "./trees.js";
 
 const ACK_TIMEOUT_MS = 10000;
 // Codes meaning "this process is gone": keep the watch on screen, mark it exited.
@@ -49,6 +50,7 @@ function covers(w) {
 
 async function sendWatch(w, { widen = false } = {}) {
   if (w.exited) return; // nothing more will come; the server would refuse anyway
+  if (!w.own) return; // a tree's member: the tree's watch brings its samples
   const payload = { pid: w.pid, children: w.children, max_points: maxPoints() };
   if (w.lastT !== undefined && !widen) payload.since = w.lastT;
   else w.span = state.settings.window; // the history asked for: this window (0: all)
@@ -57,11 +59,19 @@ async function sendWatch(w, { widen = false } = {}) {
     const resp = await request("watch", payload);
     if (state.watches.get(w.key) !== w) return; // removed while the ack was in flight
     confirmWatch(w, resp.process, resp.samples, resp.bucket || 0);
+    if (resp.members) applyTree(w, resp);
+    emit("watch-confirmed", w);
   } catch (err) {
     if (state.watches.get(w.key) !== w) return;
     if (w.confirmed && GONE.has(err.code)) {
       // It died while we were away: keep its history on screen.
       markExited(w, w.lastT ?? Date.now() / 1000);
+      return;
+    }
+    if (GONE.has(err.code)) {
+      // A saved link to a process that has gone since: one quiet line, not a red toast.
+      if (!state.gone.includes(w.pid)) state.gone.push(w.pid);
+      dropWatch(w);
       return;
     }
     showError(err, `watch ${w.pid}`);
@@ -95,11 +105,43 @@ export function addWatch(pid, children = false, { runId = null, extraOf = null }
 export async function removeWatch(key) {
   const w = state.watches.get(key);
   if (!w || !dropWatch(w)) return;
-  if (socket && socket.connected && w.confirmed && !w.exited) {
+  if (socket && socket.connected && w.own && w.confirmed && !w.exited) {
     try { await request("unwatch", { pid: w.pid, children: w.children }); } catch (err) {
       if (!GONE.has(err.code)) showError(err, `unwatch ${w.pid}`);
     }
   }
+}
+
+/**
+ * "with children" on a process's line: on, the line becomes its tree (the total and one line
+ * per member; the process's own history goes on as the root member); off, back to the
+ * process alone. Returns the watch that now holds the line.
+ */
+export async function setChildren(w, on) {
+  const connected = socket && socket.connected;
+  if (on) {
+    const { watch: tree, added } = putWatch(w.pid, true);
+    moveWatch(tree.key, w.key);
+    if (added && connected) await sendWatch(tree);
+    if (!tree.confirmed || state.watches.get(tree.key) !== tree) return w;
+    if (w.own && state.watches.get(w.key) === w) {
+      w.own = false; // from now on drawn as the tree's root member
+      w.memberOf = tree.key;
+      if (connected && w.confirmed && !w.exited) request("unwatch", { pid: w.pid, children: false }).catch(() => {});
+      emit("watch-changed", w);
+    }
+    return tree;
+  }
+  let root = state.watches.get(watchKey(w.pid, false));
+  if (root) {
+    root.own = true;
+    root.memberOf = null;
+    if (connected) await sendWatch(root);
+  } else root = addWatch(w.pid, false);
+  moveWatch(root.key, w.key);
+  await removeWatch(w.key);
+  emit("watch-changed", root);
+  return root;
 }
 
 function onSamples(msg) {
@@ -165,6 +207,9 @@ export function connect() {
   // One message per flush carries a batch per watched process, one argument each.
   socket.on("samples", (...batches) => batches.forEach(onSamples));
   socket.on("process_exit", onExit);
+  // A tree's membership or ranking changed (members joined or exited; the root exited).
+  socket.on("tree", (msg) => msg && applyTree(state.watches.get(watchKey(msg.pid, true)), msg));
+  socket.on("recording", (rec) => emit("recording", rec || null));
   socket.on("system", (sys) => emit("system", sys));
   socket.on("run", (run) => emit("run-event", run));
   // The server's growth verdicts, one argument per watched target, about once a second.

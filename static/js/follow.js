@@ -19,7 +19,8 @@ function currentView(result) {
   const s = state.settings;
   return {
     // An exited process can no longer be watched: the audience would only get an error.
-    watches: [...state.watches.values()].filter((w) => !w.exited).map((w) => ({
+    // (a tree's members come with the tree's watch)
+    watches: [...state.watches.values()].filter((w) => !w.exited && w.own).map((w) => ({
       pid: w.pid, children: w.children,
       ...(w.runId ? { run_id: w.runId } : {}), ...(w.extraOf ? { extra_of: w.extraOf } : {}),
     })),
@@ -59,7 +60,7 @@ export function initFollow({ applySettings, result, showResult }) {
     for (const v of Array.isArray(view.watches) ? view.watches : []) {
       if (Number.isInteger(v?.pid)) want.set(watchKey(v.pid, !!v.children), v);
     }
-    for (const w of [...state.watches.values()]) if (!want.has(w.key)) removeWatch(w.key);
+    for (const w of [...state.watches.values()]) if (w.own && !want.has(w.key)) removeWatch(w.key);
     for (const v of want.values()) addWatch(v.pid, !!v.children, { runId: v.run_id ?? null, extraOf: v.extra_of ?? null });
     const s = state.settings;
     const changed = [];

@@ -8,7 +8,7 @@
 import { api } from "./api.js";
 import { button, el } from "./dom.js";
 import { formatBytes } from "./format.js";
-import { runLabel } from "./state.js";
+import { emit, runLabel } from "./state.js";
 import { showError } from "./toast.js";
 
 const MEASURE_SECONDS = 5;
@@ -99,6 +99,7 @@ export function initTools(panel, { onChange = () => {} } = {}) {
         download: r.url,
         hint: "Open it in Chrome DevTools → Memory → Load, then sort by Retained Size.",
       });
+      emit("artefacts-changed");
     });
   }
 
@@ -116,6 +117,32 @@ export function initTools(panel, { onChange = () => {} } = {}) {
           ...(top.length ? [{ title: "Mappings that grew most", headers: ["Mapping", "Kind", "Diff", "RSS after"], rows: top }] : []),
         ],
       });
+    });
+  }
+
+  /** Find the leak on any process with a language heap memdash sees (memdash run, --inspect). */
+  function processLeakReport(w, btn) {
+    return measure(btn, `measuring ${MEASURE_SECONDS} s…`, "find the leak", async () => {
+      const r = await api(`/api/processes/${encodeURIComponent(w.pid)}/leak-report`, { method: "POST", body: { seconds: MEASURE_SECONDS } });
+      const rows = (r.top || []).map((x) => [`${x.file}:${x.line}${x.function ? ` ${x.function}` : ""}`, signed(x.size_diff), `${x.count_diff > 0 ? "+" : ""}${x.count_diff ?? ""}`, formatBytes(x.size), String(x.count ?? "")]);
+      show({
+        title: `Where ${w.label} allocates – ${r.method || "tracemalloc"}, ${MEASURE_SECONDS} s`,
+        hint: r.hint || `RSS ${signed(r.rss_diff)}, heap ${signed(r.heap_diff)} over ${MEASURE_SECONDS} s. The top line is usually the leak.`,
+        tables: [{ headers: ["Source line", "Size diff", "Count diff", "Size", "Count"], rows, empty: "No allocations grew." }],
+      });
+    });
+  }
+
+  /** A heap snapshot of any Node process memdash sees into; kept with the session. */
+  function processHeapSnapshot(w, btn) {
+    return measure(btn, "snapshotting…", "heap snapshot", async () => {
+      const r = await api(`/api/processes/${encodeURIComponent(w.pid)}/heap-snapshot`, { method: "POST" });
+      show({
+        title: `Heap snapshot of ${w.label}`,
+        download: r.url,
+        hint: "Open it in Chrome DevTools → Memory → Load, then sort by Retained Size. It is kept with the session (Kept, below).",
+      });
+      emit("artefacts-changed");
     });
   }
 
@@ -139,6 +166,8 @@ export function initTools(panel, { onChange = () => {} } = {}) {
     forRun: (run) => RUN_TOOLS[run.runtime] || null,
     mappings,
     runMappings,
+    leakReport: processLeakReport,
+    heapSnapshot: processHeapSnapshot,
     /** The result on screen (null when none), and showing one from the presenter. */
     current: () => current,
     render,

@@ -46,6 +46,8 @@ export function initLab({ addWatch, chart, onRunsChanged, onResult }) {
     renderRuns: table.render,
     updateVerdicts: table.updateVerdicts,
     mappings: tools.mappings,
+    /** Language-heap tools of any process: {leakReport(w, btn), heapSnapshot(w, btn)}. */
+    heapTools: { leakReport: tools.leakReport, heapSnapshot: tools.heapSnapshot },
     mark: runs.mark,
     cleared: runs.cleared,
     compareSelected,

@@ -3,15 +3,17 @@
 
 import { api } from "./api.js";
 import { Chart } from "./charts.js";
-import { addWatch, connect, dropConnection, removeWatch, widenWatches } from "./connection.js";
+import { addWatch, connect, dropConnection, removeWatch, setChildren, widenWatches } from "./connection.js";
 import { applyPresenter, applyTheme, initControls } from "./controls.js";
 import { initFollow } from "./follow.js";
+import { describeHeap, heapButtons, heapNote } from "./heap.js";
+import { initKeep } from "./keep.js";
 import { initKeys } from "./keys.js";
 import { initLab } from "./lab.js";
 import { initPicker } from "./picker.js";
 import { refine } from "./resolution.js";
 import { initShareQr } from "./share-qr.js";
-import { FINISHED, isPresenter, on, state } from "./state.js";
+import { FINISHED, isPresenter, membersOf, on, state } from "./state.js";
 import { initStats, renderSystem } from "./stats.js";
 import { showError } from "./toast.js";
 import { readUrl, writeUrl } from "./urlstate.js";
@@ -48,6 +50,20 @@ const stats = initStats({
   colourOf: (w) => chart.colourOf(w),
   onRemove: (key) => removeWatch(key),
   onMappings: (w, btn) => lab.mappings(w, btn),
+  onChildren: (w, on) => setChildren(w, on),
+  heapControls: {
+    note: heapNote,
+    buttons: (w) => heapButtons(w, {
+      tools: lab.heapTools,
+      // Attached: its heap is drawn beside RSS (the RSS + heap metric).
+      onAttached() {
+        if (state.settings.metric === "rss_heap") return;
+        state.settings.metric = "rss_heap";
+        settingsChanged(["metric"]);
+        follow.settingChanged("metric");
+      },
+    }),
+  },
 });
 
 const lab = initLab({
@@ -58,7 +74,7 @@ const lab = initLab({
 });
 
 // The audience has no picker: it may not list the machine's processes.
-const picker = isPresenter() ? initPicker({ onPick: (pid, children) => addWatch(pid, children) }) : null;
+const picker = isPresenter() ? initPicker({ onPick: (pid) => addWatch(pid, false) }) : null;
 
 const follow = initFollow({
   applySettings: settingsChanged,
@@ -71,6 +87,7 @@ chart.onUserZoom = (range) => {
   refine(range, () => chart.invalidate());
 };
 initShareQr();
+initKeep(document.getElementById("chart"));
 
 initKeys({
   pause: () => controls.togglePause(),
@@ -91,6 +108,11 @@ function structural() {
 on("watch-added", structural);
 on("watch-changed", structural);
 on("watch-removed", (w) => { chart.forget(w.key); structural(); });
+// What memdash sees of a process's language heap: asked once it is confirmed.
+on("watch-confirmed", (w) => describeHeap(w));
+on("tree-changed", (tree) => { for (const m of membersOf(tree)) describeHeap(m); structural(); });
+on("tree-ranking", () => stats.render());
+on("heap", () => { stats.render(); controls.refreshMetrics(); });
 on("watch-exit", (w) => {
   // A finished leak-lab run already has its stop/cap/crash mark at this point.
   if (!(w.run && FINISHED.has(w.run.state))) chart.mark(w.key, w.exited.t, w.exited.reason === "pid reused" ? "✖ pid reused" : "✖ exited", "exit");
@@ -151,10 +173,11 @@ window.memdash = Object.freeze({
       settings: { ...state.settings },
       watches: [...state.watches.values()].map((w) => ({
         pid: w.pid, children: w.children, name: w.label, exited: w.exited, samples: w.samples.length, lastT: w.lastT,
-        growth: w.growth,
+        growth: w.growth, own: w.own, memberOf: w.memberOf, tree: w.tree, heap: w.heap,
       })),
       runs: [...state.runs.values()].map((r) => ({ ...r })),
       room: { ...state.room }, // role, shared, following and the presenter's last view
+      gone: [...state.gone],
     };
   },
 });

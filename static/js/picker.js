@@ -2,7 +2,7 @@
 // button opens it. Type to filter (debounced GET /api/processes), rows sorted by RSS with
 // a shortened command line (every Python process is "python3" by name), click a row to
 // watch it. While open, the list (and its RSS column) refreshes every 2 s.
-// "Include children" applies to watches added from here.
+// A tree is watched from a process's own line ("with children"), not from here.
 
 import { api } from "./api.js";
 import { button, el } from "./dom.js";
@@ -14,7 +14,6 @@ const REFRESH_MS = 2000;
 
 export function initPicker({ onPick }) {
   const input = document.getElementById("picker-q");
-  const children = document.getElementById("picker-children");
   const list = document.getElementById("picker-list");
   const count = document.getElementById("picker-count");
   const drawer = document.getElementById("picker");
@@ -57,7 +56,7 @@ export function initPicker({ onPick }) {
       const watching = [...state.watches.values()].some((w) => w.pid === p.pid);
       const btn = button({
         class: `picker-row${watching ? " watching" : ""}`, "data-pid": p.pid, title: p.cmdline || p.name,
-        onclick: () => { onPick(p.pid, children.checked); btn.classList.add("watching"); },
+        onclick: () => { onPick(p.pid); btn.classList.add("watching"); },
       },
       el("span", { class: "p-name" },
         el("span", { class: "p-cmd", text: shortCommand(p.cmdline, p.name) })),
@@ -75,7 +74,7 @@ export function initPicker({ onPick }) {
     if (e.key !== "Enter") return;
     const rows = list.querySelectorAll(".picker-row");
     if (rows.length === 1) rows[0].click();
-    else if (/^\d+$/.test(input.value.trim())) onPick(Number(input.value.trim()), children.checked);
+    else if (/^\d+$/.test(input.value.trim())) onPick(Number(input.value.trim()));
   });
   document.getElementById("picker-refresh").addEventListener("click", refresh);
   // No list until the drawer opens: most visits never open it (and it is ~30 kB of JSON).

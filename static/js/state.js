@@ -37,6 +37,7 @@ export const state = {
   settings: { metric: "rss", window: 300, log: false, theme: "dark", align: false, paused: false, present: false },
   runs: new Map(),           // run_id -> run as last reported by the server
   cleared: new Map(),        // run_id -> run no longer listed; its watches keep their names
+  gone: [],                  // pids of a saved link that no longer exist (one quiet line)
   connection: "connecting",  // connecting | connected | disconnected | reconnected | refused
   newestT: 0,                // newest sample time seen from the server (its clock, not ours)
   // Room mode (follow.js): this page's role, rendered by the server on <body> and confirmed
@@ -76,6 +77,10 @@ class Watch {
     this.bucket = 0;         // > 0: the backfill came as min/max pairs per bucket of this many s
     this.coarseUntil = -Infinity; // samples up to here are such pairs (full resolution after)
     this.span = null;        // the window (s, 0: all) its history was asked for
+    this.own = true;         // asked for by this page (sent to the server, kept in the URL)
+    this.memberOf = null;    // key of the tree (a children=true watch) it is drawn as a member of
+    this.tree = null;        // a tree's {members: [pid], ranking, rows, root_exited, extra, note}
+    this.heap = null;        // GET /api/processes/<pid>'s language-heap part (heap.js)
   }
 
   get lastT() { return this.samples.length ? this.samples[this.samples.length - 1].t : undefined; }
@@ -165,8 +170,12 @@ export function putWatch(pid, children, { runId = null, extraOf = null } = {}) {
   const key = watchKey(pid, children);
   const had = state.watches.get(key);
   if (had) {
+    // A tree's member this page now asks for itself: sent to the server, kept in the URL.
+    const claimed = !had.own;
+    had.own = true;
     if (runId) attachRun(had, runId);
-    return { watch: had, added: false };
+    if (claimed) emit("watch-changed", had);
+    return { watch: had, added: claimed };
   }
   const w = new Watch(pid, children);
   w.runId = runId;
@@ -176,10 +185,42 @@ export function putWatch(pid, children, { runId = null, extraOf = null } = {}) {
   return { watch: w, added: true };
 }
 
+/** A member of tree `tree` (a watch of its own, not sent: the tree's watch brings its
+ *  samples), created if new. A watch this page asked for itself stays its own. */
+export function putMember(tree, pid) {
+  const key = watchKey(pid, false);
+  let w = state.watches.get(key);
+  if (!w) {
+    w = new Watch(pid, false);
+    w.own = false;
+    w.memberOf = tree.key;
+    state.watches.set(key, w);
+  } else if (!w.own) w.memberOf = tree.key;
+  return w;
+}
+
+/** Put `key` where `at` is in the watch order (the legend, the side column). */
+export function moveWatch(key, at) {
+  if (key === at || !state.watches.has(key) || !state.watches.has(at)) return;
+  const entries = [...state.watches.entries()].filter(([k]) => k !== key);
+  const i = entries.findIndex(([k]) => k === at);
+  entries.splice(i, 0, [key, state.watches.get(key)]);
+  state.watches.clear();
+  for (const [k, v] of entries) state.watches.set(k, v);
+}
+
+/** The members drawn for a tree (watches whose memberOf is its key). */
+export function membersOf(tree) {
+  return [...state.watches.values()].filter((w) => w.memberOf === tree.key);
+}
+
 /** Tag a watch as the one plotting run `runId` (legend, colours, align mode follow). */
 export function attachRun(w, runId) {
   if (w.runId) return;
   w.runId = runId;
+  // A run's processes are in the runs list: its tree is drawn as its total only.
+  for (const m of membersOf(w)) if (!m.own) { state.watches.delete(m.key); emit("watch-removed", m); }
+  w.tree = null;
   emit("watch-changed", w);
 }
 
@@ -187,6 +228,11 @@ export function attachRun(w, runId) {
 export function dropWatch(w) {
   if (state.watches.get(w.key) !== w) return false;
   state.watches.delete(w.key);
+  // A tree's members go with it (one this page also watches on its own stays).
+  for (const m of membersOf(w)) {
+    if (m.own) m.memberOf = null;
+    else { state.watches.delete(m.key); emit("watch-removed", m); }
+  }
   emit("watch-removed", w);
   return true;
 }

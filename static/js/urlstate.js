@@ -45,7 +45,8 @@ export function readUrl() {
 /** Write the current state back to the URL (without reloading). */
 export function writeUrl() {
   const q = new URLSearchParams();
-  for (const w of state.watches.values()) q.append(w.children ? "cpid" : "pid", String(w.pid));
+  // A tree's members come with its cpid; only what this page asked for itself is written.
+  for (const w of state.watches.values()) if (w.own) q.append(w.children ? "cpid" : "pid", String(w.pid));
   const s = state.settings;
   q.set("metric", s.metric);
   q.set("window", s.window === 0 ? "all" : String(s.window));
