@@ -77,6 +77,21 @@ def samples(pid: str):
     return jsonify({"pid": number, "process": info, "samples": [sample]})
 
 
+@bp.get("/processes/<pid>/growth")
+@access.audience_ok
+def growth(pid: str):
+    """The server's growth verdict of a sampled process (the same one the `growth` event
+    carries); 404 `not_watching` for a process memdash does not sample."""
+    number = memory.parse_pid(pid)
+    memdash = get_memdash()
+    memdash.check_shown(number, role())
+    children = request.args.get("children") in ("1", "true")
+    judged = memdash.growth_of(number, children)
+    if memdash.sampler.target(number, children) is None or judged is None:
+        raise errors.NotWatching(f"memdash does not sample pid {number}; watch it first")
+    return jsonify({"pid": number, "children": children, "growth": judged})
+
+
 @bp.get("/processes/<pid>/tree")
 @access.audience_ok
 def tree(pid: str):

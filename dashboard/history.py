@@ -3,15 +3,11 @@
 Full rate for the recent window: columns are ``array('d')`` that grow with their samples up to
 ``capacity`` (``--history`` / interval), then wrap. The fast figures every sample carries
 (time and statm) are dense columns, 48 bytes a sample; the rest (USS/PSS/swap/anon about once
-a second, language heap, descendant count) are sparse columns of (sequence number, value), so
-30 minutes at 10 Hz cost about 1 MB, not 2, and a process watched for a minute costs 1/30 of it.
-
-Older samples are not lost: before the window wraps over them they are folded, a batch at a
-time (``capacity // 64``, at most 256 samples: the window holds at least 63/64 of
-``capacity``), into the per-second tier (tiers.py: min/mean/max of every figure
-per second, ``seconds`` buckets, 2 hours by default), whose oldest buckets fold into the
-per-minute tier (``minutes`` buckets, 7 days by default; older ones are dropped). 24 hours at
-10 Hz cost under 4 MiB; :meth:`History.nbytes` says what one costs.
+a second, language heap, descendant count) are sparse columns of (sequence number, value).
+Before the window wraps over samples they are folded, a batch at a time (at most 1/64 of the
+window, so it holds at least 63/64 of ``capacity``), into the per-second tier (tiers.py:
+min/mean/max of every figure; 2 hours), whose oldest buckets fold into the per-minute tier
+(7 days; older ones are dropped): 24 hours at 10 Hz cost under 4 MiB (``nbytes()``).
 
 :meth:`History.backfill` sizes what a joining viewer gets to what its chart can show: at most
 ``max_points`` samples for the window on screen, the minimum and maximum of each figure per
@@ -29,7 +25,7 @@ import sys
 import threading
 from array import array
 
-from .tiers import INF, Tier, envelope
+from .tiers import INF, Tier, envelope, gather
 
 # Every figure a sample may carry, in wire names. "t" is the time of the sample.
 FIELDS = ("t", "rss", "vms", "shared", "text", "data", "uss", "pss", "swap", "anon")
@@ -95,10 +91,6 @@ class History:
         """Full-rate samples held (the tiers' buckets not counted)."""
         return self._seq - self._first
 
-    @property
-    def first_seq(self) -> int:
-        return self._first
-
     def nbytes(self) -> int:
         """Bytes the columns' buffers have allocated, full rate and tiers: what the history of
         a watched process costs (for benchmarks and tests)."""
@@ -131,21 +123,17 @@ class History:
                     column[pos] = value
             seq = self._seq
             self._seq += 1
-            if len(sample) > found:  # detail or heap figures: one sample in ten, or fewer
-                self._append_sparse(seq, sample)
+            for name in SPARSE if len(sample) > found else ():  # one sample in ten, or fewer
+                value = sample.get(name)
+                if value is not None:
+                    sparse = self._sparse.get(name)
+                    if sparse is None:
+                        sparse = self._sparse[name] = _Sparse()
+                    sparse.seqs.append(seq)
+                    sparse.values.append(value)
             if self._first and seq % 256 == 0:
                 for sparse in self._sparse.values():
                     sparse.trim(self._first)
-
-    def _append_sparse(self, seq: int, sample: dict) -> None:
-        for name in SPARSE:
-            value = sample.get(name)
-            if value is not None:
-                sparse = self._sparse.get(name)
-                if sparse is None:
-                    sparse = self._sparse[name] = _Sparse()
-                sparse.seqs.append(seq)
-                sparse.values.append(value)
 
     def _fold(self, k: int) -> None:
         """Fold the oldest ``k`` full-rate samples into the per-second tier."""
@@ -190,7 +178,7 @@ class History:
             for row, value in zip(rows, self._column(name, a, b), strict=True):
                 if not math.isnan(value):
                     row[name] = value if name == "t" else int(value)
-        base = self.first_seq
+        base = self._first
         for name, sparse in self._sparse.items():
             lo, hi = sparse.between(base + a, base + b)
             for seq, value in zip(sparse.seqs[lo:hi], sparse.values[lo:hi], strict=True):
@@ -221,18 +209,16 @@ class History:
         """What a viewer joining now needs to draw ``window`` seconds (all when None) after
         ``since`` (a reconnecting viewer's last sample; None for all): ``(samples, bucket)``.
 
-        ``bucket`` is 0.0 when the samples are every sample of the span (it holds at most
-        ``max_points`` and lies within the full-rate samples); otherwise the span is cut into
-        buckets of ``bucket`` seconds (aligned to multiples of it) and each bucket gives two
-        samples, at the times of its lowest and its highest RSS, carrying the minimum and the
-        maximum of every figure in it (``max_points`` samples in all at most, plus the last
-        bucket's samples as they are). A span that reaches back past the full-rate samples
-        reads the tiers' minima and maxima too (a tier bucket's low sample lies halfway between
-        its start and its samples' mean time, its high at that mean time), and ``bucket`` is
-        then at least the coarsest tier's width it read (1 or 60 s). The complete buckets are
-        cached per (window, max_points, bucket range): viewers who join within the same bucket
-        share one computation and one list (do not modify it). The oldest bucket is whole, so
-        it may reach up to one bucket before the span."""
+        ``bucket`` is 0.0 when the samples are every sample of the span (at most ``max_points``,
+        all full-rate); otherwise the span is cut into buckets of ``bucket`` seconds (aligned to
+        multiples of it) and each gives two samples, at the times of its lowest and its highest
+        RSS, carrying the minimum and the maximum of every figure in it (``max_points`` samples
+        in all at most, plus the last bucket's samples as they are). A span that reaches back
+        past the full-rate samples reads the tiers' minima and maxima too (tiers.envelope_rows)
+        and ``bucket`` is at least the coarsest tier width read (1 or 60 s). Complete buckets
+        are cached per (window, max_points, bucket range): viewers who join within the same
+        bucket share one computation and one list (do not modify it). The oldest bucket is
+        whole, so it may reach up to one bucket before the span."""
         max_points = max(2, int(max_points))
         with self.lock:
             n = len(self)
@@ -243,9 +229,7 @@ class History:
             start = -math.inf if window is None else newest - window
             if since is not None:
                 start = max(start, since)
-            tiers = [
-                tier for tier in (self.minutes, self.seconds) if len(tier) and tier.t[-1] > start
-            ]
+            tiers = [t for t in (self.minutes, self.seconds) if len(t) and t.t[-1] > start]
             first = bisect.bisect_right(times, start)
             if not tiers and n - first <= max_points:
                 return self._rows(first, n), 0.0
@@ -272,19 +256,7 @@ class History:
         edge = b0 * width
         present = set(DENSE) | set(self._sparse) | set(self.seconds.figures)
         names = [name for name in FIELDS[1:] if name in present or name in self.minutes.figures]
-        lows, highs = array("d"), array("d")
-        columns = {name: (array("d"), array("d")) for name in names}
-        coarsest = 0.0
-        for tier in (self.minutes, self.seconds):
-            i = bisect.bisect_left(tier.t, edge)
-            if i < len(tier):
-                coarsest = tier.width
-                tier_lows, tier_highs, figures = tier.envelope_rows(i, names)
-                lows += tier_lows
-                highs += tier_highs
-                for name, (lo, hi) in figures.items():
-                    columns[name][0].extend(lo)
-                    columns[name][1].extend(hi)
+        lows, highs, columns, coarsest = gather((self.minutes, self.seconds), edge, names)
         whole = bisect.bisect_left(highs, b1 * width) == len(highs)  # no tier rows in b1
         a = bisect.bisect_left(times, edge)
         if a < tail:

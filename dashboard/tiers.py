@@ -245,6 +245,25 @@ class Tier:
         return lows, highs, figures
 
 
+def gather(tiers: Iterable[Tier], edge: float, names: list[str]) -> tuple:
+    """(lows, highs, {name: (lows, highs)}, coarsest width) of the tiers' buckets whose
+    (mean) time is ``edge`` or later, as rows for :func:`envelope`, oldest first."""
+    lows, highs = array("d"), array("d")
+    columns = {name: (array("d"), array("d")) for name in names}
+    coarsest = 0.0
+    for tier in tiers:
+        i = bisect.bisect_left(tier.t, edge)
+        if i < len(tier):
+            coarsest = max(coarsest, tier.width)
+            tier_lows, tier_highs, figures = tier.envelope_rows(i, names)
+            lows += tier_lows
+            highs += tier_highs
+            for name, (lo, hi) in figures.items():
+                columns[name][0].extend(lo)
+                columns[name][1].extend(hi)
+    return lows, highs, columns, coarsest
+
+
 def envelope(
     lows: array, highs: array, figures: dict[str, tuple[array, array]], ends: list[int]
 ) -> list[dict]:

@@ -142,6 +142,7 @@ def test_the_audience_can_reach_only_what_is_marked_readable():
         "/api/processes/<pid>",
         "/api/processes/<pid>/samples",
         "/api/processes/<pid>/tree",
+        "/api/processes/<pid>/growth",
         "/api/scenarios",
         "/api/runs",
         "/api/recording",

@@ -59,3 +59,25 @@ def test_growth_arrives_once_a_second_for_each_watched_process(server, viewer, a
         assert set(message["growth"]) == {"bytes_per_min", "verdict", "window_s"}
         assert message["growth"]["verdict"] in ("warming_up", "stable", "growing", "shrinking")
     assert second["growth"]["window_s"] >= first["growth"]["window_s"]
+
+
+def test_growth_of_a_process_nobody_samples_is_not_watching(server, viewer, allocator):
+    # Given a process memdash does not sample
+    response = requests.get(f"{server.url}/api/processes/{allocator.pid}/growth")
+    # Then the one error shape says so, and the server goes on
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_watching"
+    # and once it is watched, the verdict is the one the growth event carries
+    viewer.call("watch", {"pid": allocator.pid})
+    pushed = viewer.next("growth", timeout=5, where=lambda g: g["pid"] == allocator.pid)
+    asked = wait_for(
+        lambda: (
+            (r := requests.get(f"{server.url}/api/processes/{allocator.pid}/growth"))
+            and r.status_code == 200
+            and r.json()
+        ),
+        timeout=5,
+        message="the growth verdict over REST",
+    )
+    assert asked["growth"]["verdict"] in ("warming_up", "stable", "growing", "shrinking")
+    assert set(asked["growth"]) == set(pushed["growth"])
