@@ -55,7 +55,7 @@ $(SOCKETIO): $(NODE_STAMP)
 # System packages the tests drive; 'make run' does not need them. Does nothing
 # (and no network) when they are already there.
 test-deps:
-	@bash scripts/apt-ensure.sh $(CHROMIUM)=chromium redis-server=redis-server
+	@bash scripts/apt-ensure.sh $(CHROMIUM)=chromium redis-server=redis-server /usr/sbin/ip=iproute2
 
 check-node:
 	@bash scripts/check-node.sh

@@ -34,13 +34,10 @@ from .recfile import (  # noqa: F401  (re-exported for callers of the whole reco
     check_schema,
 )
 from .recorded import Recording  # noqa: F401
+from .recrows import RowWriter
 from .sessions import default_session_path, list_sessions, prune, sessions_dir  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-
-def _kib(value: int | None) -> int | None:
-    return None if value is None else (value + 512) >> 10
 
 
 class Recorder:
@@ -73,7 +70,6 @@ class Recorder:
         self._queued = 0
         self._count_lock = threading.Lock()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._ids: dict[tuple[int, bool], int] = {}  # (pid, children) -> processes.id
         self._summary: dict[int, tuple[int, int, int]] = {}  # processes.id -> not yet written
         self._summary_due = 0.0
         try:
@@ -125,7 +121,8 @@ class Recorder:
                 "interval": interval,
             }  # an existing file keeps its own: new samples append to it
             db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", meta.items())
-            self._t0 = db.execute("SELECT value FROM meta WHERE key = 't0_ms'").fetchone()[0]
+            t0 = db.execute("SELECT value FROM meta WHERE key = 't0_ms'").fetchone()[0]
+            self._rows = RowWriter(db, t0)
         except sqlite3.DatabaseError as exc:
             db.close()
             raise BadRecording(f"cannot record to {self.path}: {exc}") from None
@@ -222,14 +219,15 @@ class Recorder:
 
     def _write(self, items: list[tuple]) -> bool:
         syncs, stop, stats = [], False, {}
-        handlers = {"process": self._process, "exit": self._exit, "run": self._run_row,
-                    "mark": self._mark, "tool": self._tool}  # fmt: skip
+        rows = self._rows
+        handlers = {"process": rows.process, "exit": rows.exit, "run": rows.run,
+                    "mark": rows.mark, "tool": rows.tool}  # fmt: skip
         try:
             self._db.execute("BEGIN")
             for item in items:
                 kind = item[0]
                 if kind == "batches":
-                    self._samples(item[1], stats)
+                    rows.samples(item[1], stats)
                 elif kind == "sync":
                     syncs.append(item[1])
                 elif kind == "stop":
@@ -240,7 +238,7 @@ class Recorder:
             # second and on flush/close, not at every flush: twenty UPDATEs ten times a second
             # cost as much CPU as the samples themselves. After a crash it may lag a second.
             due = syncs or stop or time.monotonic() >= self._summary_due
-            pending = self._merge(dict(self._summary), stats)
+            pending = rows.merge(dict(self._summary), stats)
             if due:
                 for pid_id, (first, last, count) in pending.items():
                     self._db.execute(
@@ -263,14 +261,6 @@ class Recorder:
             done.set()
         return not stop
 
-    @staticmethod
-    def _merge(into: dict, stats: dict) -> dict:
-        for pid_id, (first, last, count) in stats.items():
-            was = into.get(pid_id)
-            into[pid_id] = (first, last, count) if was is None else (
-                min(was[0], first), max(was[1], last), was[2] + count)  # fmt: skip
-        return into
-
     def _fail(self, exc: Exception) -> None:
         try:
             self._db.execute("ROLLBACK")
@@ -290,66 +280,3 @@ class Recorder:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)  # only after SQLite closed: see check_file
             self._lock_fd = -1
-
-    def _id(self, pid: int, children: bool) -> int:
-        found = self._ids.get((pid, children))
-        if found is None:  # samples before add_process: keep them under an unknown start time
-            self._process(pid, 0.0, children, {})
-            found = self._ids[(pid, children)]
-        return found
-
-    def _process(self, pid: int, create_time: float, children: bool, info: dict) -> None:
-        cmdline = info.get("cmdline")
-        cmdline = " ".join(cmdline) if isinstance(cmdline, list) else cmdline
-        self._db.execute(
-            "INSERT INTO processes (pid, create_time, children, name, cmdline, info)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pid, create_time, children) DO UPDATE"
-            " SET name = excluded.name, cmdline = excluded.cmdline, info = excluded.info",
-            (pid, create_time, children, info.get("name"), cmdline, json.dumps(info)),
-        )
-        row = self._db.execute(
-            "SELECT id FROM processes WHERE pid = ? AND create_time = ? AND children = ?",
-            (pid, create_time, children),
-        ).fetchone()
-        self._ids[(pid, children)] = row[0]
-
-    def _samples(self, batches: list[dict], stats: dict) -> None:
-        insert = f"INSERT OR IGNORE INTO samples VALUES ({', '.join('?' * (len(FIELDS) + 2))})"
-        for batch in batches:
-            if not batch["samples"]:
-                continue
-            pid_id = self._id(batch["pid"], bool(batch.get("children")))
-            rows = [
-                (pid_id, round(s["t"] * 1000) - self._t0, *[_kib(s.get(f)) for f in KIB_FIELDS],
-                 s.get("heap_used"), s.get("heap_total"), s.get("external"), s.get("children"))
-                for s in batch["samples"]
-            ]  # fmt: skip
-            before = self._db.total_changes
-            self._db.executemany(insert, rows)
-            new = self._db.total_changes - before  # a repeated (backfilled) sample is not new
-            first, last, count = stats.get(pid_id, (rows[0][1], rows[0][1], 0))
-            ts = [row[1] for row in rows]
-            stats[pid_id] = (min(first, *ts), max(last, *ts), count + new)
-
-    def _exit(self, pid: int, children: bool, t: float, reason: str) -> None:
-        self._db.execute("INSERT INTO exits VALUES (?, ?, ?)", (self._id(pid, children), t, reason))
-
-    def _run_row(self, run: dict) -> None:
-        verdict = run.pop("verdict", None)
-        cols = ("run_id", "scenario", "variant", "runtime", "pid", "state", "reason", "exit_code",
-                "started_at", "ended_at")  # fmt: skip
-        values = [run.get(c) for c in cols]
-        values += [None if verdict is None else json.dumps(verdict), json.dumps(run)]
-        updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:] + ("data",))
-        self._db.execute(
-            f"INSERT INTO runs VALUES ({', '.join('?' * 12)}) ON CONFLICT (run_id) DO UPDATE"
-            f" SET {updates}, verdict = coalesce(excluded.verdict, runs.verdict)",
-            values,
-        )
-
-    def _mark(self, t: float, kind: str, label: str, pid: int | None, children: bool) -> None:
-        pid_id = None if pid is None else self._id(pid, children)
-        self._db.execute("INSERT INTO marks VALUES (?, ?, ?, ?)", (t, pid_id, kind, label))
-
-    def _tool(self, *row) -> None:
-        self._db.execute("INSERT INTO tool_results VALUES (?, ?, ?, ?, ?, ?)", row)

@@ -1,9 +1,10 @@
 """Replaying a recording (``memdash open FILE``): :class:`ReplaySource`, a time cursor over a
-:class:`dashboard.recorded.Recording` that plays (1x, 10x), pauses and seeks, and sends the
-viewers watching the same messages the live page gets: ``samples`` (one message per viewer
-per step, one argument per watched series), ``process_exit``, ``growth`` (a
-:class:`GrowthEstimator` per watched series, fed the same samples, once a second), ``run``,
-``mark``, ``tool_result``, and ``replay`` (the cursor's state) to everyone.
+:class:`dashboard.recorded.Recording` (read through :class:`dashboard.replay_file.ReplayFile`)
+that plays (1x, 10x), pauses and seeks, and sends the viewers watching the same messages the
+live page gets: ``samples`` (one message per viewer per step, one argument per watched
+series), ``process_exit``, ``growth`` (a :class:`GrowthEstimator` per watched series, fed the
+same samples, once a second), ``run``, ``mark``, ``tool_result``, and ``replay`` (the
+cursor's state) to everyone.
 
 It stands where the sampler stands for a live page: ``watch``/``unwatch``/``release``/
 ``target`` have the sampler's signatures, and a watched series answers ``history.backfill``
@@ -14,116 +15,42 @@ live one. The file keeps every sample; only the view is downsampled.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import queue
 import threading
 import time
-from typing import Callable, Iterator
+from typing import Callable
 
 from . import errors
 from .growth import GrowthEstimator
 from .recorded import Recording
+from .replay_file import Key, ReplayFile, ReplayTarget, exit_event, run_at
 
 log = logging.getLogger(__name__)
 
-Key = tuple[int, bool]  # (pid, children), as the page names a series
 Emit = Callable[[str, "dict | list", "str | list[str] | None"], None]
 SPEEDS = (1, 10)
-# What the page draws (state.js METRICS): a downsampled pair carries these figures only, and
-# each costs three SQL aggregates per sample of an hour-long series.
-DRAWN = ("rss", "uss", "pss", "swap", "anon", "heap_used", "heap_total")
 PRIME_S = 60.0  # a (re)started estimator is fed this much history before the cursor
 
 
-class ReplayHistory:
-    """A recorded series read like a live :class:`dashboard.history.History`, up to the cursor."""
-
-    def __init__(self, source: ReplaySource, rows: list[dict], children: bool):
-        self.source, self.rows, self.children = source, rows, children
-
-    def since(self, t: float | None = None, until: float | None = None) -> list[dict]:
-        """Every sample after ``t`` up to ``until`` (the cursor when None), full resolution."""
-        until = self.source.cursor() if until is None else until
-        return self.source.read(self.rows, t, until)
-
-    def backfill(
-        self, since: float | None = None, window: float | None = None, max_points: int = 2000
-    ) -> tuple[list[dict], float]:
-        """``(samples, bucket)`` as :meth:`History.backfill`, the cursor standing for "now"."""
-        t = self.source.cursor()
-        lo = since
-        if window:
-            lo = t - window if lo is None else max(lo, t - window)
-        out, bucket = [], 0.0
-        per = max(2, max_points // len(self.rows))  # a reused pid: its rows share the points
-        fields = DRAWN + (("children",) if self.children else ())
-        for row in self.rows:
-            samples, width = self.source.envelope(row["id"], lo, t, per, fields)
-            out += samples
-            bucket = max(bucket, width)
-        if len(self.rows) > 1:
-            out.sort(key=lambda s: s["t"])
-        return out, bucket
-
-
-class ReplayTarget:
-    """A watched recorded series: what the watch handler reads of a sampler target."""
-
-    tree = None  # a recording keeps each member's series, not the tree's membership
-
-    def __init__(self, source: ReplaySource, key: Key, rows: list[dict]):
-        self.pid, self.children = key
-        self.rows = rows
-        self.history = ReplayHistory(source, rows, self.children)
-
-    def describe(self) -> dict:
-        row = self.rows[-1]
-        skip = ("id", "samples")
-        return {k: v for k, v in row.items() if k not in skip}
-
-
-class ReplaySource:
+class ReplaySource(ReplayFile):
     """The cursor over one recording and the viewers watching it; ``start()`` its thread."""
 
     def __init__(self, recording: Recording, emit: Emit, *, tick: float = 0.1,
                  readers: int = min(4, os.cpu_count() or 1)):  # fmt: skip
-        self.rec, self.emit, self.tick = recording, emit, tick
-        # A Recording serves one query at a time; sqlite3 lets go of the GIL while a query
-        # runs, so a few connections let a page's watches (sent all at once) use every core.
-        self._extra = [Recording(recording.path) for _ in range(readers - 1)]
-        self._readers: queue.SimpleQueue[Recording] = queue.SimpleQueue()
-        for reader in [recording, *self._extra]:
-            self._readers.put(reader)
-        self.series: dict[Key, list[dict]] = {}
-        for row in recording.processes():
-            self.series.setdefault((row["pid"], row["children"]), []).append(row)
-        self._exits = recording.exits()
-        self._marks = [_mark(m) for m in recording.marks()]
-        self._runs = recording.runs()
-        self._tools = recording.tool_results()
-        # The span covers what happened besides samples too: an exit after the last sample.
-        times = [e["t"] for e in self._exits + self._marks + self._tools]
-        times += [r[k] for r in self._runs for k in ("started_at", "ended_at") if r.get(k)]
-        self.first, self.last = recording.time_range()
-        if times:
-            self.first, self.last = min(self.first, *times), max(self.last, *times)
-        self.t, self.speed, self.playing, self.seeks = self.last, 1, False, 0  # opens at the end
+        super().__init__(recording, readers)
+        self.emit, self.tick = emit, tick
+        self.speed, self.playing, self.seeks = 1, False, 0
         self._watches: dict[str, set[Key]] = {}
         self._estimators: dict[Key, GrowthEstimator] = {}
         self._pending: list[tuple[str, dict, str]] = []  # (event, payload, sid) for the thread
         self._growth_due = False
         self._next_report = 0.0
-        self._cache: dict[tuple, tuple[list[dict], float]] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- the cursor ------------------------------------------------------------------------
-
-    def cursor(self) -> float:
-        return self.t
 
     def state(self) -> dict:
         with self._lock:
@@ -180,7 +107,7 @@ class ReplaySource:
                 self._prime(key)
             for gone in self._exits:  # ended before the cursor: say so once the ack is out
                 if (gone["pid"], gone["children"]) == key and gone["t"] <= self.t:
-                    self._pending.append(("process_exit", _exit(gone), sid))
+                    self._pending.append(("process_exit", exit_event(gone), sid))
             self._growth_due = True
         return ReplayTarget(self, key, rows)
 
@@ -211,42 +138,7 @@ class ReplaySource:
         """The runs as they stood at the cursor."""
         with self._lock:
             t = self.t
-        return [r for r in (_run_at(run, t) for run in self._runs) if r is not None]
-
-    # -- reading the file ------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _reader(self) -> Iterator[Recording]:
-        reader = self._readers.get()
-        try:
-            yield reader
-        finally:
-            self._readers.put(reader)
-
-    def read(self, rows: list[dict], since: float | None, until: float) -> list[dict]:
-        with self._reader() as rec:
-            out = [s for row in rows for s in rec.samples(row["id"], since, until)]
-        return sorted(out, key=lambda s: s["t"]) if len(rows) > 1 else out
-
-    def envelope(self, process_id: int, since: float | None, until: float, max_points: int,
-                 fields: tuple[str, ...]) -> tuple[list[dict], float]:  # fmt: skip
-        """At most ``max_points`` samples of (since, until]: all of them, or two per bucket
-        (the minimum and the maximum of each figure) and the bucket's width. Cached: viewers
-        of one paused cursor ask for the same."""
-        key = (process_id, since, until, max_points, fields)
-        found = self._cache.get(key)
-        if found is not None:
-            return found
-        with self._reader() as rec:
-            env = rec.envelope(process_id, max(1, max_points // 2), since, until, fields)
-            if sum(env["n"]) <= max_points:
-                found = rec.samples(process_id, since, until), 0.0
-            else:
-                found = _pairs(env, until), _width(env["t"])
-        if len(self._cache) > 256:
-            self._cache.clear()
-        self._cache[key] = found
-        return found
+        return [r for r in (run_at(run, t) for run in self._runs) if r is not None]
 
     # -- the thread ------------------------------------------------------------------------
 
@@ -262,8 +154,7 @@ class ReplaySource:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
-        for reader in self._extra:
-            reader.close()
+        self.close()
 
     def _loop(self) -> None:
         last = time.monotonic()
@@ -321,11 +212,11 @@ class ReplaySource:
         for gone in self._exits:
             sids = viewers.get((gone["pid"], gone["children"]))
             if sids and old < gone["t"] <= new:
-                self.emit("process_exit", _exit(gone), sids)
+                self.emit("process_exit", exit_event(gone), sids)
         for run in self._runs:
             for edge in (run.get("started_at"), run.get("ended_at")):
                 if edge is not None and old < edge <= new:
-                    self.emit("run", _run_at(run, new), None)
+                    self.emit("run", run_at(run, new), None)
                     break
         for mark in self._marks:
             if old < mark["t"] <= new:
@@ -370,50 +261,3 @@ class ReplaySource:
             messages = [{"pid": k[0], "children": k[1], "growth": growth[k]} for k in sorted(keys)]
             if messages:
                 self.emit("growth", messages, sid)
-
-
-def _pairs(env: dict, until: float) -> list[dict]:
-    """Two samples per envelope bucket, the minimum then the maximum of every figure, a
-    quarter bucket either side of the bucket's mean time (the page keeps one sample per t)."""
-    quarter = _width(env["t"]) / 4
-    fields = [f for f in env if f not in ("t", "n")]
-    out = []
-    for i, t in enumerate(env["t"]):
-        low = {"t": t - quarter}
-        high = {"t": min(t + quarter, until)}
-        for f in fields:
-            lo, hi = env[f]["min"][i], env[f]["max"][i]
-            if lo is not None:
-                low[f], high[f] = lo, hi
-        out += (low, high) if high["t"] > low["t"] else (high,)
-    return out
-
-
-def _width(times: list[float]) -> float:
-    return (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else 0.0
-
-
-def _exit(gone: dict) -> dict:
-    return {"pid": gone["pid"], "children": gone["children"], "t": gone["t"],
-            "reason": gone["reason"] or "exited"}  # fmt: skip
-
-
-def _mark(mark: dict) -> dict:
-    out = {"t": mark["t"], "kind": mark["kind"], "label": mark["label"]}
-    if mark["pid"] is not None:
-        out["pid"] = mark["pid"]
-    return out
-
-
-def _run_at(run: dict, t: float) -> dict | None:
-    """A run as it stood at ``t``: None before it started; running (its end, reason and
-    verdict not known yet) until it ended; then as last recorded."""
-    started, ended = run.get("started_at"), run.get("ended_at")
-    if started is None or started > t:
-        return None
-    out = {k: v for k, v in run.items() if k != "verdict"}
-    if ended is not None and ended <= t:
-        return out
-    for k in ("reason", "exit_code", "ended_at"):
-        out.pop(k, None)
-    return {**out, "state": "running", "growth": None}

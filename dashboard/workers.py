@@ -1,4 +1,4 @@
-"""Starting, capping and stopping leak-lab scenario runs.
+"""Starting leak-lab scenario runs (capping and stopping them: dashboard/run_monitor.py).
 
 Safety rules this module keeps, so a demo never takes a workshop laptop down:
 - every worker is started by :mod:`dashboard.procs` from one long-lived spawner thread: its
@@ -21,7 +21,6 @@ import itertools
 import json
 import logging
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -33,17 +32,17 @@ from pathlib import Path
 import psutil
 
 from . import errors, procs, scenarios
-from .runs import MARK_KINDS, MiB, Run
+from .run_monitor import RunMonitor
+from .runs import Run
 from .sampler import Emit, Sampler
 from .tools import RunTools
 
 log = logging.getLogger(__name__)
 
-_MONITOR_INTERVAL = 0.25
 
-
-class WorkerPool(RunTools):
-    """All scenario runs of one server: start, watch over, stop; and the tools (RunTools)."""
+class WorkerPool(RunMonitor, RunTools):
+    """All scenario runs of one server: start (here), watch over and stop (RunMonitor); and
+    the tools (RunTools)."""
 
     def __init__(
         self,
@@ -145,18 +144,6 @@ class WorkerPool(RunTools):
             raise errors.BadParams(str(e)) from None
         return scenario, params
 
-    def _check_room(self, count: int, params: dict) -> None:
-        with self._lock:
-            alive = [r for r in self.runs.values() if r.alive]
-        if len(alive) + count > self.max_runs:
-            raise errors.TooManyRuns(f"at most {self.max_runs} runs at once; stop one first")
-        committed = sum(r.max_rss for r in alive) + count * params["max_rss_mb"] * 2**20
-        if committed > self.memory_budget:
-            raise errors.TooManyRuns(
-                f"the runs' memory caps would exceed memdash's budget of "
-                f"{self.memory_budget // 2**20} MiB; stop a run or lower max_rss_mb"
-            )
-
     def _spawn(
         self, scenario, variant: str, runtime: str, params: dict, started_at: float | None = None
     ) -> Run:
@@ -230,7 +217,7 @@ class WorkerPool(RunTools):
             elif kind in ("leak_report", "heap_snapshot", "error"):
                 run.replies.put(message)
 
-    # -- stopping ----------------------------------------------------------------------------
+    # -- the runs ----------------------------------------------------------------------------
 
     def get(self, run_id: str) -> Run:
         with self._lock:
@@ -242,19 +229,6 @@ class WorkerPool(RunTools):
     def list(self) -> list[Run]:
         with self._lock:
             return list(self.runs.values())
-
-    def stop(self, run_id: str, state: str = "stopped", reason: str = "stopped by a viewer") -> Run:
-        run = self.get(run_id)
-        if not run.alive:
-            raise errors.RunEnded(f"run {run_id} is already {run.state}")
-        self._end(run, state, reason)
-        return run
-
-    def stop_all(self, reason: str = "stopped by a viewer") -> list[Run]:
-        stopped = [r for r in self.list() if r.alive]
-        for run in stopped:
-            self._end(run, "stopped", reason)
-        return stopped
 
     def clear_finished(self) -> list[str]:
         """Forget the runs that have ended; their ids. Their heap snapshots go too, unless the
@@ -270,82 +244,3 @@ class WorkerPool(RunTools):
         if cleared:
             self.emit("runs_cleared", {"run_ids": cleared}, None)
         return cleared
-
-    def _end(self, run: Run, state: str, reason: str) -> None:
-        """Kill the run's process group and services, wait, report ``state``."""
-        with self._lock:
-            if not run.alive:
-                return
-            run.stop_requested = state
-            run.reason = reason
-        procs.terminate(run.proc)
-        for service in run.services:
-            procs.terminate(service)
-        self._finish(run)
-
-    def _finish(self, run: Run) -> None:
-        """Record how a run ended (once), release its watches and services, tell viewers."""
-        procs.signal_group(run.proc, signal.SIGKILL)  # children that outlived the worker
-        code = run.proc.wait()
-        # Its last words (a "capped" line, an out-of-memory message) before judging it: the
-        # pipes close once the whole process group is gone.
-        for reader in run.readers:
-            if reader is not threading.current_thread():
-                reader.join(timeout=2)
-        with self._lock:
-            if not run.alive:
-                return
-            run.ended_at = time.time()
-            run.settle(code)
-        for service in run.services:
-            procs.terminate(service)
-        run.close_stdin()
-        self.sampler.release(f"run:{run.run_id}")
-        self._announce(run)
-        mark = {"t": run.ended_at, "kind": MARK_KINDS[run.state], "label": run.reason}
-        self.emit("mark", {**mark, "run_id": run.run_id, "pid": run.pid}, None)
-
-    def _announce(self, run: Run) -> None:
-        run.announced = run.signature()
-        self.emit("run", run.to_dict(), None)
-
-    # -- the monitor -------------------------------------------------------------------------
-
-    def _watch_runs(self) -> None:
-        while not self._stop.wait(_MONITOR_INTERVAL):
-            try:
-                self._check_runs()
-            except Exception:
-                log.exception("run monitor failed")
-
-    def _check_runs(self) -> None:
-        now = time.time()
-        alive = [r for r in self.list() if r.alive]
-        for run in alive:
-            if procs.has_exited(run.proc):
-                self._finish(run)
-                continue
-            # The sampler reads the run's tree ten times a second: its latest figures, not
-            # another walk over /proc. No sample yet (just started): nothing to cap yet.
-            latest = self.sampler.latest(run.pid, children=True)
-            if latest is not None:
-                run.rss = latest["rss"]
-            run.track(self.sampler, self._growth, now)
-            if run.rss > run.max_rss:
-                self._end(
-                    run,
-                    "capped",
-                    f"memory cap {run.max_rss // MiB} MiB (rss {run.rss / MiB:.0f} MiB)",
-                )
-            elif now - run.started_at > run.max_seconds + 5:  # the worker's own cap failed
-                self._end(run, "capped", run.time_cap())
-            elif run.signature() != run.announced:  # a verdict or a process came or went
-                self._announce(run)
-        total = sum(r.rss for r in alive if r.alive)
-        if total > self.memory_budget:
-            biggest = max((r for r in alive if r.alive), key=lambda r: r.rss)
-            self._end(
-                biggest,
-                "capped",
-                f"all runs together passed memdash's budget of {self.memory_budget // 2**20} MiB",
-            )

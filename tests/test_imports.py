@@ -26,6 +26,8 @@ WEB = {
     "dashboard.cli",
     "dashboard.cli.serve",
     "dashboard.cli.run",
+    "dashboard.cli.startup",
+    "dashboard.cli.open",
 }
 WEB_LIBRARIES = {"flask", "flask_socketio", "socketio", "engineio", "werkzeug"}
 

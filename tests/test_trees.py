@@ -223,14 +223,20 @@ def test_members_join_and_leave_and_the_tree_exits_with_its_last_member():
         parent.close()
 
 
-def test_children_of_an_exited_root_stay_members_until_they_exit():
-    # Given a tree of sh and two children
-    tree = holder_tree([8, 8])
+def tree_with_verdicts(mibs: list[int], detail_interval: float):
+    """A holder tree watched with its children by a sampler that has the growth verdicts as a
+    sink: (tree, record, sampler, verdicts, the tree's target)."""
+    tree = holder_tree(mibs)
     record = Record()
-    sampler = Sampler(interval=0.1, detail_interval=0.2, emit=record)
+    sampler = Sampler(interval=0.1, detail_interval=detail_interval, emit=record)
     verdicts = Verdicts(record)
     sampler.add_sink(verdicts)
-    total = sampler.watch(tree.pid, True, "s1")
+    return tree, record, sampler, verdicts, sampler.watch(tree.pid, True, "s1")
+
+
+def test_children_of_an_exited_root_stay_members_until_they_exit():
+    # Given a tree of sh and two children
+    tree, record, sampler, verdicts, total = tree_with_verdicts([8, 8], detail_interval=0.2)
     kids = sorted(set(total.readers) - {tree.pid})
     try:
         for _ in range(3):
@@ -310,12 +316,7 @@ def test_an_owner_keeps_a_tree_and_a_later_viewer_gets_all_its_history():
 
 def test_a_member_joining_or_leaving_is_not_growth():
     # Given a tree whose children hold still, sampled with the growth estimator
-    tree = holder_tree([20, 20])
-    record = Record()
-    sampler = Sampler(interval=0.1, detail_interval=0.5, emit=record)
-    verdicts = Verdicts(record)
-    sampler.add_sink(verdicts)
-    total = sampler.watch(tree.pid, True, "s1")
+    tree, record, sampler, verdicts, total = tree_with_verdicts([20, 20], detail_interval=0.5)
     kids = sorted(set(total.readers) - {tree.pid})
     sampler.start()
     try:
@@ -458,6 +459,19 @@ def check_rates(watched: Watched, readings: int) -> list[dict]:
     return seen
 
 
+def ranks_first(watched: Watched, leaker: int) -> None:
+    """The ranking names ``leaker`` first within 30 s; after warm-up, the total's rate is the
+    sum of its members' rates."""
+    wait_for(
+        lambda: watched.tree()["ranking"][0] == leaker,
+        timeout=30,
+        interval=0.5,
+        message="the leaking worker ranked first",
+    )
+    settle(watched)
+    check_rates(watched, 5)
+
+
 def check_jumps(record: Record, root: int, until: float = float("inf")) -> None:
     """No total sample jumps by more than its largest member's own change plus 5 MiB."""
     with record.lock:
@@ -523,16 +537,8 @@ def test_gunicorn_tree_sums_ranks_the_leaking_worker_and_survives_a_hup(server, 
         wait_for(lambda: load.leakers(), timeout=30, message="a leaking worker")
         leaker = next(iter(load.leakers()))
         assert leaker in workers
-        # Then the ranking names it first, within 30 s
-        wait_for(
-            lambda: watched.tree()["ranking"][0] == leaker,
-            timeout=30,
-            interval=0.5,
-            message="the leaking worker ranked first",
-        )
-        # And after warm-up, the total's rate is the sum of its members' rates
-        settle(watched)
-        check_rates(watched, 5)
+        # Then the ranking names it first, within 30 s, and the total's rate is the sum
+        ranks_first(watched, leaker)
         hup_at = time.time()
         check_sums(watched.record, proc.pid)
         check_jumps(watched.record, proc.pid)
@@ -623,15 +629,8 @@ def test_node_cluster_tree_sums_and_ranks_the_leaking_worker(server, node_cluste
         # When /leak is requested 40 times a second (worker 1 leaks on it)
         load = Load(url + "/leak", count=1600, rate=40)
         leaker = next(iter(wait_for(load.leakers, timeout=30, message="a leaking worker")))
-        # Then the ranking names it first, within 30 s
-        wait_for(
-            lambda: watched.tree()["ranking"][0] == leaker,
-            timeout=30,
-            interval=0.5,
-            message="the leaking worker ranked first",
-        )
-        settle(watched)
-        check_rates(watched, 5)
+        # Then the ranking names it first, within 30 s, and the total's rate is the sum
+        ranks_first(watched, leaker)
         load.stop()
         assert check_sums(watched.record, proc.pid) > 50
         check_jumps(watched.record, proc.pid)

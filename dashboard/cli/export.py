@@ -15,12 +15,9 @@ import sys
 from .. import errors, memory
 from ..export import to_csv, to_json
 from ..recorded import Recording
+from .common import UsageError
 
 USAGE = "memdash export FILE --format csv|json|html -o OUT [--pid PID ...] [--since T] [--until T]"
-
-
-class UsageError(Exception):
-    pass
 
 
 class Parser(argparse.ArgumentParser):

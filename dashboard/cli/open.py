@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 
 from .. import access, errors, share, validate
 from ..app import create_app
-from .export import Parser, UsageError, open_recording
-from .serve import UsageError as ServeUsageError
-from .serve import announce, bind_socket, open_browser, serve
+from .common import UsageError, fail
+from .export import Parser, open_recording
+from .startup import announce, bind_socket, open_browser, serve_until_stopped
 
 USAGE = "memdash open FILE [--port N] [--host H] [--share] [--max-viewers N] [--no-browser]"
 
@@ -44,15 +43,13 @@ def main(argv: list[str]) -> int:
         viewers = validate.number_text(args.max_viewers, "--max-viewers", 1, 10000, integer=True)
         recording = open_recording(args.file)
     except (UsageError, errors.MemdashError) as e:
-        print(f"memdash: error: {getattr(e, 'message', e)}", file=sys.stderr)
-        return 2
+        return fail(e)
     args.host = args.host or ("0.0.0.0" if args.share else "127.0.0.1")
     try:
         sock = bind_socket(args.host, port)
-    except ServeUsageError as e:
-        print(f"memdash: error: {e}", file=sys.stderr)
+    except UsageError as e:
         recording.close()
-        return 2
+        return fail(e)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     port = sock.getsockname()[1]
     policy = access.Access.for_bind(args.host, args.share, port)
@@ -67,18 +64,10 @@ def main(argv: list[str]) -> int:
     url = announce(args, sock, policy, room, [])
     open_browser(args, url)
 
-    def on_sigterm(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        serve(app, sock)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print("memdash: shutting down", file=sys.stderr, flush=True)
+    def cleanup() -> None:
         replay.stop()
         app.extensions["memdash"].stop()
         recording.close()
+
+    serve_until_stopped(app, sock, cleanup)
     return 0

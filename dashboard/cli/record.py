@@ -13,33 +13,33 @@ Flask is imported). Usage errors are one line and exit code 2; a command that do
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 
-from .. import errors, memory, validate
+from .. import errors, validate
 from ..recorder_sink import RecorderSink
 from ..recording import Recorder
 from ..sampler import Sampler
 from ..sessions import default_session_path
+from .common import (
+    UsageError,
+    check_pids,
+    end_child,
+    exit_code,
+    fail,
+    resolve,
+    spawn,
+    terminal_sent_it,
+)
 
 USAGE = (
     "memdash record --pid PID [--pid ...] [--children] [--duration S] [--interval S] [-o FILE]\n"
     "       memdash record [options] [-o FILE] -- CMD ARGS..."
 )
 HOLDER = "record"  # a socket-like holder, so the detail figures (USS, PSS, swap) are read too
-
-
-class UsageError(Exception):
-    """A one-line message, and the exit code (2 unless given)."""
-
-    def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str] | None]:
@@ -76,40 +76,6 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str] | None]:
     return parser.parse_args(argv), None
 
 
-def resolve(name: str) -> str:
-    """The executable ``name`` runs, as a shell finds it; UsageError 127 / 126 otherwise."""
-    if "/" in name:
-        if not os.path.exists(name):
-            raise UsageError(f"{name}: no such file", 127)
-        if os.path.isdir(name) or not os.access(name, os.X_OK):
-            raise UsageError(f"{name}: permission denied (not an executable file)", 126)
-        return name
-    found = shutil.which(name)
-    if found is None:
-        raise UsageError(f"{name}: command not found", 127)
-    return found
-
-
-def exit_code(returncode: int) -> int:
-    """A shell's exit code for a child's return code: 128 + N when signal N ended it."""
-    return 128 - returncode if returncode < 0 else returncode
-
-
-def terminal_sent_it(child_pid: int) -> bool:
-    """Whether a SIGINT came from Ctrl-C at our terminal and so reached the child too (same
-    foreground process group): then it is not forwarded a second time."""
-    try:
-        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
-    except OSError:
-        return False
-    try:
-        return os.tcgetpgrp(fd) == os.getpgrp() == os.getpgid(child_pid)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
 def check(args: argparse.Namespace, command: list[str] | None) -> dict:
     """The settings, or UsageError."""
     if command is not None and not command:
@@ -128,14 +94,7 @@ def check(args: argparse.Namespace, command: list[str] | None) -> dict:
                 )
     except errors.MemdashError as e:
         raise UsageError(e.message) from None
-    pids = []
-    for text in args.pid:
-        try:
-            pid = memory.parse_pid(text)
-            memory.identify(pid)
-        except errors.MemdashError as e:
-            raise UsageError(f"--pid {text}: {e.message}") from None
-        pids.append(pid)
+    pids = check_pids(args.pid)
     if command:
         resolve(command[0])
     return {"interval": interval, "detail": detail, "duration": duration, "pids": pids}
@@ -162,12 +121,8 @@ def main(argv: list[str]) -> int:
         settings = check(args, command)
         path = args.output or default_session_path()
         recorder = Recorder(path, interval=settings["interval"])
-    except UsageError as e:
-        print(f"memdash: error: {e}", file=sys.stderr)
-        return e.code
-    except errors.MemdashError as e:  # locked, not a recording, newer, cannot create
-        print(f"memdash: error: {e.message}", file=sys.stderr)
-        return 2
+    except (UsageError, errors.MemdashError) as e:  # locked, not a recording, newer, ...
+        return fail(e)
     sampler = Sampler(interval=settings["interval"], detail_interval=settings["detail"],
                       history_seconds=max(10.0, 20 * settings["interval"]), linger=0)  # fmt: skip
     sink, exits = RecorderSink(recorder), Exits()
@@ -197,10 +152,9 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGTERM, on_signal)
         if command:
             try:
-                child = subprocess.Popen(command)
-            except OSError as e:  # raced: gone or changed since resolve()
-                print(f"memdash: error: {command[0]}: {e.strerror}", file=sys.stderr)
-                return 127 if isinstance(e, FileNotFoundError) else 126
+                child = spawn(command)
+            except UsageError as e:
+                return fail(e)
             try:
                 sampler.watch(child.pid, True, HOLDER)  # with its children, from its first tick
                 watched.append((child.pid, True))
@@ -238,12 +192,7 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         sampler.flush()  # the last samples, then stop
         sampler.stop()
-        if child is not None and child.poll() is None:  # memdash itself failed: not orphaned
-            child.terminate()
-            try:
-                child.wait(5)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        end_child(child)
         recorder.flush()
         recorder.close()
     status = sink.status()

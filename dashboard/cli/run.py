@@ -13,26 +13,23 @@ page says "no language heap".
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 
-from .. import assets, errors
+from .. import errors
 from ..reporters import Receiver, child_env
-from .serve import (
-    UsageError,
-    add_dashboard_options,
+from .common import UsageError, end_child, exit_code, fail, resolve, spawn, terminal_sent_it
+from .options import add_dashboard_options, check_args
+from .startup import (
     announce,
     bind_socket,
-    build_app,
-    check_args,
     heap_sources,
     make_server,
     open_browser,
+    start_memdash,
+    start_up,
 )
 
 OWNER = "cli"  # the sampler's holder for the program and every process that reports
@@ -69,43 +66,6 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return args, args.command
 
 
-def resolve(name: str, path: str | None) -> str:
-    """The executable ``name`` runs, like a shell finds it; UsageError with the shell's exit
-    code (127 not found, 126 not executable) in ``args``."""
-    if "/" in name:
-        if not os.path.exists(name):
-            raise UsageError(f"{name}: no such file", 127)
-        if os.path.isdir(name) or not os.access(name, os.X_OK):
-            raise UsageError(f"{name}: permission denied (not an executable file)", 126)
-        return name
-    found = shutil.which(name, path=path)
-    if found is None:
-        raise UsageError(f"{name}: command not found", 127)
-    return found
-
-
-def exit_code(returncode: int) -> int:
-    """A shell's exit code for a child's return code: 128 + N when signal N ended it."""
-    return 128 - returncode if returncode < 0 else returncode
-
-
-def terminal_sent_it(child_pid: int) -> bool:
-    """Whether a SIGINT memdash got came from Ctrl-C at its terminal *and* the program got it
-    too: the terminal signals its whole foreground process group, so when memdash and the
-    program are both in it, forwarding would deliver Ctrl-C twice. A SIGINT from `kill` (or
-    when the program left memdash's group) is forwarded."""
-    try:
-        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
-    except OSError:
-        return False  # no controlling terminal: it came from kill
-    try:
-        return os.tcgetpgrp(fd) == os.getpgrp() == os.getpgid(child_pid)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
 class Reports:
     """The receiver's callback: a process that reports is recorded from its first report
     (the program is already; its reporting children get a series each), and its figures go
@@ -134,7 +94,7 @@ def main(argv: list[str]) -> int:
         args, command = parse_args(argv)
         if not command:
             raise UsageError(f"run: no command given; usage: {USAGE}", 2)
-        resolve(command[0], os.environ.get("PATH"))
+        resolve(command[0])
         auto_port = args.port is None
         if auto_port:
             args.port = str(DEFAULT_PORT)
@@ -146,27 +106,14 @@ def main(argv: list[str]) -> int:
                 sock = bind_socket(args.host, 0)
         else:
             sock = bind_socket(args.host, settings["port"])
+        app, policy, room = start_up(args, settings, sock)
     except UsageError as e:
-        print(f"memdash: error: {e.args[0]}", file=sys.stderr)
-        return e.args[1] if len(e.args) > 1 else 2
-    missing = assets.missing()
-    if missing:
-        print(f"memdash: warning: {', '.join(missing)} missing; run `make setup`", file=sys.stderr)
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        app, policy, room = build_app(args, settings, sock, settings["pids"])
-    except errors.MemdashError as e:
-        print(f"memdash: error: {e.message}", file=sys.stderr)
-        sock.close()
-        return 2
+        return fail(e)
     memdash = app.extensions["memdash"]
     heaps = heap_sources(app)
     heaps.tracemalloc = args.tracemalloc
     reports = Reports(memdash)
-    memdash.start()
-    if memdash.recorder is not None:
-        print(f"memdash: recording to {memdash.recorder.path}", file=sys.stderr, flush=True)
+    start_memdash(memdash)
     heaps.receiver = Receiver(reports).start()
     server = make_server(app, sock)
     threading.Thread(target=server.serve_forever, name="memdash-http", daemon=True).start()
@@ -182,11 +129,7 @@ def main(argv: list[str]) -> int:
 
     try:
         env = child_env(heaps.receiver.path, tracemalloc=args.tracemalloc)
-        try:
-            child = subprocess.Popen(command, env=env)
-        except OSError as e:  # raced: gone or changed since resolve()
-            print(f"memdash: error: {command[0]}: {e.strerror}", file=sys.stderr)
-            return 127 if isinstance(e, FileNotFoundError) else 126
+        child = spawn(command, env)
         signal.signal(signal.SIGINT, forward)
         signal.signal(signal.SIGTERM, forward)
         reports.root = child.pid
@@ -213,15 +156,12 @@ def main(argv: list[str]) -> int:
             while not done.wait(0.5):
                 pass
         return code
+    except UsageError as e:  # the program could not be started
+        return fail(e)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # cleanup is not cut short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if child is not None and child.poll() is None:  # memdash itself failed: not orphaned
-            child.terminate()
-            try:
-                child.wait(5)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        end_child(child)
         print("memdash: shutting down", file=sys.stderr, flush=True)
         server.shutdown()
         heaps.close()

@@ -9,10 +9,11 @@
 ``node_reporter.cjs`` is loaded into every node process of the run through NODE_OPTIONS
 (``--require``), ``python/sitecustomize.py`` into every Python process through PYTHONPATH; each
 process sends one JSON line a second over its own connection to the receiver's Unix socket.
-The wire field names are ``receiver.FIELDS``.
+The wire field names are ``wire.FIELDS``.
 """
 
 from dashboard.reporters.env import child_env
-from dashboard.reporters.receiver import FIELDS, Receiver
+from dashboard.reporters.receiver import Receiver
+from dashboard.reporters.wire import FIELDS
 
 __all__ = ["FIELDS", "Receiver", "child_env"]

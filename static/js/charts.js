@@ -75,6 +75,9 @@ export class Chart {
     if (this.marks.add(key, t, text, kind)) this.invalidate();
   }
 
+  /** A replay's cursor jumped: every mark and queued sample goes (they come again). */
+  clearMarks() { this.marks.list = []; this.pending.clear(); this.invalidate(); }
+
   unmark(key, kind) {
     if (this.marks.remove(key, kind)) this.invalidate();
   }

@@ -19,6 +19,9 @@ const REFUSED_RETRY_MS = [10000, 20000]; // a full room: try again after 10-20 s
 let socket = null;
 let everConnected = false;
 let reconnectedTimer = null;
+// Bumped when a replay's cursor jumps (resendWatches): an ack of a watch sent before the
+// jump carries the old cursor's history and is dropped.
+let epoch = 0;
 
 function setConnection(status) {
   state.connection = status;
@@ -55,14 +58,15 @@ async function sendWatch(w, { widen = false } = {}) {
   if (w.lastT !== undefined && !widen) payload.since = w.lastT;
   else w.span = state.settings.window; // the history asked for: this window (0: all)
   if (state.settings.window) payload.window = state.settings.window;
+  const sent = epoch;
   try {
     const resp = await request("watch", payload);
-    if (state.watches.get(w.key) !== w) return; // removed while the ack was in flight
+    if (state.watches.get(w.key) !== w || sent !== epoch) return; // removed, or the cursor jumped
     confirmWatch(w, resp.process, resp.samples, resp.bucket || 0);
     if (resp.members) applyTree(w, resp);
     emit("watch-confirmed", w);
   } catch (err) {
-    if (state.watches.get(w.key) !== w) return;
+    if (state.watches.get(w.key) !== w || sent !== epoch) return;
     if (w.confirmed && GONE.has(err.code)) {
       // It died while we were away: keep its history on screen.
       markExited(w, w.lastT ?? Date.now() / 1000);
@@ -78,6 +82,18 @@ async function sendWatch(w, { widen = false } = {}) {
     // A pid that never worked (bad pid in URL, typo): drop it, keep the page going.
     if (!w.confirmed) dropWatch(w);
   }
+}
+
+/** A replay's cursor jumped and every history was dropped: watch again, without `since`. */
+export function resendWatches() {
+  epoch++;
+  if (socket && socket.connected) for (const w of state.watches.values()) sendWatch(w);
+}
+
+/** A replay control (`seek`, `play`, `pause`) with its ack, as a promise (ApiError on refusal). */
+export function send(event, payload) {
+  if (!socket || !socket.connected) return Promise.reject(toApiError({ error: { code: "network", message: "not connected" } }));
+  return request(event, payload);
 }
 
 /** The window grew past what some watch's history was asked for: ask for the rest. */
@@ -219,4 +235,7 @@ export function connect() {
   socket.on("connect_error", onConnectError);
   socket.on("hello", (hello) => emit("hello", hello || {}));
   socket.on("view", (view) => view && emit("view", view));
+  // Replay only (memdash open): the cursor's state, and a tool's result as the cursor passes it.
+  socket.on("replay", (cursor) => cursor && emit("replay", cursor));
+  socket.on("tool_result", (result) => result && emit("tool-result", result));
 }

@@ -61,7 +61,7 @@ export function heapButtons(w, { tools, onAttached }) {
   const h = w.heap;
   const out = [];
   const small = (text, action, onclick, title) =>
-    button({ class: "small presenter-only", text, "data-heap-action": action, title, onclick });
+    button({ class: "small presenter-only live-only", text, "data-heap-action": action, title, onclick });
   const isNode = (h.name || w.process?.name) === "node";
   if (isNode && h.heap_source !== "reporter" && !h.inspector?.attached) {
     out.push(small("Attach inspector", "attach", (e) => inspect(w, e.target, true, onAttached),

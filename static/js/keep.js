@@ -23,10 +23,11 @@ export function initKeep(chartEl) {
     window.Plotly.downloadImage(chartEl, { format: "png", filename: `memdash-${stamp}`, width: chartEl.clientWidth, height: chartEl.clientHeight });
   });
 
-  function recording(rec) {
+  /** `replaying`: a recording is open (memdash open): its artefacts are listed, no export. */
+  function recording(rec, replaying = false) {
     const on = !!rec;
     if (exportBox) exportBox.hidden = !on || !isPresenter();
-    if (kept) kept.hidden = !on || !isPresenter();
+    if (kept) kept.hidden = !(on || replaying) || !isPresenter();
     if (where) where.textContent = rec?.path ? `Recorded to ${rec.path}` : "";
     if (warning) {
       warning.hidden = !rec?.error;
@@ -45,7 +46,7 @@ export function initKeep(chartEl) {
       el("code", { class: "path", text: a.path }))) : [emptyNote("No artefacts yet: heap snapshots and leak reports are kept here.")]));
   }
 
-  on("hello", (hello) => { recording(hello.recording ?? null); artefacts(); });
+  on("hello", (hello) => { recording(hello.recording ?? null, !!hello.replay); artefacts(); });
   on("recording", (rec) => recording(rec));
   on("artefacts-changed", artefacts);
   recording(null);

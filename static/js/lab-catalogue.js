@@ -127,7 +127,7 @@ function renderCard(sc, launch) {
       el("dt", { text: "What leaks" }), el("dd", { text: sc.leaks || "" }),
       el("dt", { text: "Why" }), el("dd", { text: sc.why || "" }),
       el("dt", { text: "The fix" }), el("dd", { text: sc.fix || "" })),
-    launch && el("div", { class: "scenario-controls presenter-only" },
+    launch && el("div", { class: "scenario-controls presenter-only live-only" },
       el("label", { class: "param" }, el("span", { class: "param-name", text: "runtime" }), select),
       reasons,
       params.el,

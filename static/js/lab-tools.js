@@ -7,13 +7,9 @@
 
 import { api } from "./api.js";
 import { button, el } from "./dom.js";
-import { formatBytes } from "./format.js";
 import { emit, runLabel } from "./state.js";
 import { showError } from "./toast.js";
-
-const MEASURE_SECONDS = 5;
-
-function signed(n) { return (n > 0 ? "+" : "") + formatBytes(n); }
+import { leakResult, mappingsResult, MEASURE_SECONDS, snapshotResult } from "./tool-results.js";
 
 function hint(text) { return el("p", { class: "hint", text }); }
 
@@ -82,23 +78,14 @@ export function initTools(panel, { onChange = () => {} } = {}) {
   function leakReport(run, btn, pid = null) {
     return measure(btn, `measuring ${MEASURE_SECONDS} s…`, "find the leak", async () => {
       const r = await api(`/api/runs/${encodeURIComponent(run.run_id)}/leak-report`, { method: "POST", body: withPid({ seconds: MEASURE_SECONDS }, pid) });
-      const rows = (r.top || []).map((x) => [`${x.file}:${x.line}`, signed(x.size_diff), `${x.count_diff > 0 ? "+" : ""}${x.count_diff}`, formatBytes(x.size), String(x.count)]);
-      show({
-        title: `Where ${runLabel(run)} (pid ${examined(r, run, pid)}) allocates – tracemalloc, ${MEASURE_SECONDS} s diff`,
-        hint: r.hint || `Lines that allocated the most new memory over ${MEASURE_SECONDS} seconds. The top line is usually the leak.`,
-        tables: [{ headers: ["Source line", "Size diff", "Count diff", "Size", "Count"], rows, empty: "No allocations grew." }],
-      });
+      show(leakResult(r, `${runLabel(run)} (pid ${examined(r, run, pid)})`));
     });
   }
 
   function heapSnapshot(run, btn, pid = null) {
     return measure(btn, "snapshotting…", "heap snapshot", async () => {
       const r = await api(`/api/runs/${encodeURIComponent(run.run_id)}/heap-snapshot`, { method: "POST", body: withPid({}, pid) });
-      show({
-        title: `Heap snapshot of ${runLabel(run)} (pid ${examined(r, run, pid)})`,
-        download: r.url,
-        hint: "Open it in Chrome DevTools → Memory → Load, then sort by Retained Size.",
-      });
+      show(snapshotResult(r, `${runLabel(run)} (pid ${examined(r, run, pid)})`, r.url));
       emit("artefacts-changed");
     });
   }
@@ -107,16 +94,7 @@ export function initTools(panel, { onChange = () => {} } = {}) {
   function mappings(w, btn) {
     return measure(btn, `measuring ${MEASURE_SECONDS} s…`, "mappings diff", async () => {
       const r = await api(`/api/processes/${encodeURIComponent(w.pid)}/mappings?seconds=${MEASURE_SECONDS}`);
-      const groups = (r.groups || []).map((g) => [g.kind, formatBytes(g.rss_before), formatBytes(g.rss_after), signed(g.diff)]);
-      const top = (r.top || []).filter((m) => m.diff).map((m) => [m.name || "(anonymous)", m.kind, signed(m.diff), formatBytes(m.rss_after)]);
-      show({
-        title: `Mappings diff of ${w.label} – smaps, ${MEASURE_SECONDS} s`,
-        hint: `Resident memory by mapping kind before and after ${MEASURE_SECONDS} seconds. Growth in heap/anonymous is allocator memory; file growth is usually harmless page cache.`,
-        tables: [
-          { headers: ["Kind", "RSS before", "RSS after", "Diff"], rows: groups },
-          ...(top.length ? [{ title: "Mappings that grew most", headers: ["Mapping", "Kind", "Diff", "RSS after"], rows: top }] : []),
-        ],
-      });
+      show(mappingsResult(r, w.label));
     });
   }
 
@@ -124,12 +102,7 @@ export function initTools(panel, { onChange = () => {} } = {}) {
   function processLeakReport(w, btn) {
     return measure(btn, `measuring ${MEASURE_SECONDS} s…`, "find the leak", async () => {
       const r = await api(`/api/processes/${encodeURIComponent(w.pid)}/leak-report`, { method: "POST", body: { seconds: MEASURE_SECONDS } });
-      const rows = (r.top || []).map((x) => [`${x.file}:${x.line}${x.function ? ` ${x.function}` : ""}`, signed(x.size_diff), `${x.count_diff > 0 ? "+" : ""}${x.count_diff ?? ""}`, formatBytes(x.size), String(x.count ?? "")]);
-      show({
-        title: `Where ${w.label} allocates – ${r.method || "tracemalloc"}, ${MEASURE_SECONDS} s`,
-        hint: r.hint || `RSS ${signed(r.rss_diff)}, heap ${signed(r.heap_diff)} over ${MEASURE_SECONDS} s. The top line is usually the leak.`,
-        tables: [{ headers: ["Source line", "Size diff", "Count diff", "Size", "Count"], rows, empty: "No allocations grew." }],
-      });
+      show(leakResult(r, w.label));
     });
   }
 
@@ -137,11 +110,7 @@ export function initTools(panel, { onChange = () => {} } = {}) {
   function processHeapSnapshot(w, btn) {
     return measure(btn, "snapshotting…", "heap snapshot", async () => {
       const r = await api(`/api/processes/${encodeURIComponent(w.pid)}/heap-snapshot`, { method: "POST" });
-      show({
-        title: `Heap snapshot of ${w.label}`,
-        download: r.url,
-        hint: "Open it in Chrome DevTools → Memory → Load, then sort by Retained Size. It is kept with the session (Kept, below).",
-      });
+      show(snapshotResult(r, w.label, r.url, true));
       emit("artefacts-changed");
     });
   }

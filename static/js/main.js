@@ -11,6 +11,7 @@ import { initKeep } from "./keep.js";
 import { initKeys } from "./keys.js";
 import { initLab } from "./lab.js";
 import { initPicker } from "./picker.js";
+import { initReplay } from "./replay.js";
 import { refine } from "./resolution.js";
 import { initShareQr } from "./share-qr.js";
 import { FINISHED, isPresenter, membersOf, on, state } from "./state.js";
@@ -73,8 +74,14 @@ const lab = initLab({
   onResult: () => follow.resultChanged(),
 });
 
-// The audience has no picker: it may not list the machine's processes.
-const picker = isPresenter() ? initPicker({ onPick: (pid) => addWatch(pid, false) }) : null;
+// The audience has no picker: it may not list the machine's processes. (In a replay it
+// lists the recorded series, a tree's total among them.)
+const picker = isPresenter() ? initPicker({ onPick: (pid, children = false) => addWatch(pid, children) }) : null;
+
+const replay = initReplay({
+  onSeek() { chart.clearMarks(); structural(); },
+  showResult: (r) => lab.showResult(r),
+});
 
 const follow = initFollow({
   applySettings: settingsChanged,
@@ -90,9 +97,10 @@ initShareQr();
 initKeep(document.getElementById("chart"));
 
 initKeys({
-  pause: () => controls.togglePause(),
-  compare: () => lab.compareSelected(),
-  stopAll: () => lab.stopAll(),
+  // Replaying, Space plays and pauses the recording; c and s would change something.
+  pause: () => (replay.active() ? replay.toggle() : controls.togglePause()),
+  compare: () => replay.active() || lab.compareSelected(),
+  stopAll: () => replay.active() || lab.stopAll(),
   present: () => controls.togglePresent(),
 });
 
@@ -130,6 +138,8 @@ on("samples", ({ watch, added, inOrder }) => {
 });
 
 on("system", renderSystem);
+// A recording opened with nothing watched: its series are in the picker.
+on("hello", (hello) => { if (hello.replay && !state.watches.size) picker?.setOpen(true); });
 on("run-event", (run) => lab.upsertRun(run));
 on("mark", (m) => lab.mark(m));
 on("runs-cleared", (ids) => lab.cleared(ids));
@@ -177,6 +187,7 @@ window.memdash = Object.freeze({
       })),
       runs: [...state.runs.values()].map((r) => ({ ...r })),
       room: { ...state.room }, // role, shared, following and the presenter's last view
+      replay: state.replay && { ...state.replay }, // memdash open: the cursor, else null
       gone: [...state.gone],
     };
   },

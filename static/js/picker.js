@@ -2,11 +2,12 @@
 // button opens it. Type to filter (debounced GET /api/processes), rows sorted by RSS with
 // a shortened command line (every Python process is "python3" by name), click a row to
 // watch it. While open, the list (and its RSS column) refreshes every 2 s.
-// A tree is watched from a process's own line ("with children"), not from here.
+// A tree is watched from a process's own line ("with children"), not from here; a replay's
+// list (GET /api/processes answers from the recording) has a row per recorded series.
 
 import { api } from "./api.js";
 import { button, el } from "./dom.js";
-import { debounce, formatBytes, shortCommand } from "./format.js";
+import { debounce, formatBytes, formatClock, shortCommand } from "./format.js";
 import { state } from "./state.js";
 import { showError } from "./toast.js";
 
@@ -53,13 +54,18 @@ export function initPicker({ onPick }) {
   function render(procs) {
     count.textContent = `${procs.length} process${procs.length === 1 ? "" : "es"}`;
     list.replaceChildren(...procs.map((p) => {
-      const watching = [...state.watches.values()].some((w) => w.pid === p.pid);
+      // A replay lists recorded series: a tree's total is its own row (`children`), and a
+      // process not alive at the cursor has no RSS there (null).
+      const children = !!p.children;
+      const watching = [...state.watches.values()].some((w) => w.pid === p.pid && w.children === children);
+      const span = p.first_t ? ` (recorded ${formatClock(p.first_t)}–${formatClock(p.last_t)})` : "";
       const btn = button({
-        class: `picker-row${watching ? " watching" : ""}`, "data-pid": p.pid, title: p.cmdline || p.name,
-        onclick: () => { onPick(p.pid); btn.classList.add("watching"); },
+        class: `picker-row${watching ? " watching" : ""}`, "data-pid": p.pid, "data-children": children ? "1" : "0",
+        title: (p.cmdline || p.name || "") + span,
+        onclick: () => { onPick(p.pid, children); btn.classList.add("watching"); },
       },
       el("span", { class: "p-name" },
-        el("span", { class: "p-cmd", text: shortCommand(p.cmdline, p.name) })),
+        el("span", { class: "p-cmd", text: shortCommand(p.cmdline, p.name) + (children ? " +children" : "") })),
       el("span", { class: "p-pid", text: p.pid }),
       el("span", { class: "p-user", text: p.user ?? "" }),
       el("span", { class: "p-rss", text: formatBytes(p.rss) }));

@@ -43,7 +43,7 @@ export function initRunsTable(container, actions) {
   function aimSelect(run) {
     const procs = run.processes || [];
     if (procs.length < 2) return null;
-    const select = el("select", { class: "aim", "aria-label": "Process the tools examine", title: "Process the tools examine" },
+    const select = el("select", { class: "aim live-only", "aria-label": "Process the tools examine", title: "Process the tools examine" },
       el("option", { value: "", text: "auto: growing most" }),
       ...procs.map((p) => el("option", { value: String(p.pid), text: `${p.role} ${p.pid}` })));
     select.value = aims.get(run.run_id) || "";
@@ -58,10 +58,10 @@ export function initRunsTable(container, actions) {
     const aim = () => Number(aims.get(run.run_id)) || null;
     if (!state.watches.has(watchKey(run.pid, true))) box.append(small("Watch", () => actions.watch(run), { "data-action": "watch" }));
     if (FINISHED.has(run.state)) return box;
-    box.append(small("Stop", (e) => actions.stop(run, e.target), { class: "small danger", "data-action": "stop" }));
+    box.append(small("Stop", (e) => actions.stop(run, e.target), { class: "small danger live-only", "data-action": "stop" }));
     const tool = actions.toolFor(run);
-    if (tool) box.append(small(tool.label, (e) => tool.use(run, e.target, aim()), { "data-action": "tool" }));
-    box.append(small("Mappings diff", (e) => actions.mappings(run, e.target, aim()), { "data-action": "mappings" }));
+    if (tool) box.append(small(tool.label, (e) => tool.use(run, e.target, aim()), { class: "small live-only", "data-action": "tool" }));
+    box.append(small("Mappings diff", (e) => actions.mappings(run, e.target, aim()), { class: "small live-only", "data-action": "mappings" }));
     const select = aimSelect(run);
     if (select) box.append(select);
     return box;

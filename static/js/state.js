@@ -49,6 +49,7 @@ export const state = {
     view: null,              // the presenter's last `view`
   },
   zoomEpoch: 0,              // bumped to drop a local zoom (the chart's uirevision)
+  replay: null,              // memdash open: the cursor {t, start, end, speed, playing, seek}
 };
 
 export const isPresenter = () => state.room.role === "presenter";
@@ -259,6 +260,17 @@ export function addSamples(w, samples) {
 
 function announce(watch, { added, inOrder }) {
   if (added.length) emit("samples", { watch, added, inOrder });
+}
+
+/** A replay's cursor jumped: drop every sample, exit, verdict and run; the watches stay
+ *  (re-sent by the caller, their history comes again up to the new cursor). */
+export function forgetHistory() {
+  for (const w of state.watches.values()) {
+    Object.assign(w, { samples: [], peak: {}, exited: null, growth: null, bucket: 0, coarseUntil: -Infinity, span: null, left: false });
+  }
+  state.runs.clear();
+  state.cleared.clear();
+  state.newestT = 0;
 }
 
 /** The process behind a watch is gone; the watch and its history stay on screen. */

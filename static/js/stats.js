@@ -67,7 +67,7 @@ export function initStats({ colourOf, onRemove, onMappings, onChildren, heapCont
     // The audience watches what the presenter shows: nothing to measure, toggle or remove.
     const own = isPresenter();
     const maps = own && button({
-      class: "small presenter-only", text: "Mappings diff", title: "Which memory mappings grow over 5 s (smaps diff)",
+      class: "small presenter-only live-only", text: "Mappings diff", title: "Which memory mappings grow over 5 s (smaps diff)",
       disabled: !!w.exited, onclick: () => onMappings(w, maps),
     });
     const tree = own && button({

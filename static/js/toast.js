@@ -32,6 +32,7 @@ const SAY = {
   process_gone: "The process exited while it was being read.",
   run_ended: "That run has already ended. Start it again to use the tool.",
   recording_locked: "Another memdash is recording to that file. Stop it or pick another file.",
+  replaying: "This is a recording (memdash open): it is read-only, nothing can be started, stopped or measured.",
   unsupported_media_type: "The server refused a request that was not JSON. Reload the page.",
   too_many_watches: "This page already watches as many processes as it may. Remove one first (×).",
   too_many_runs: "Too many runs at once. Stop some (press s to stop all), then try again.",

@@ -1,0 +1,97 @@
+"""The rows a :class:`dashboard.recording.Recorder` writes, inside the transaction its thread
+opened: a series' process row (and its id), samples (KiB, milliseconds after ``t0``), exits,
+runs, marks and tool results. The format is :mod:`dashboard.recfile`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from .recfile import FIELDS, KIB_FIELDS
+
+
+def _kib(value: int | None) -> int | None:
+    return None if value is None else (value + 512) >> 10
+
+
+class RowWriter:
+    """Writes to ``db`` (the writer thread's connection); ``t0`` is the file's t0_ms."""
+
+    def __init__(self, db: sqlite3.Connection, t0: int) -> None:
+        self.db, self.t0 = db, t0
+        self.ids: dict[tuple[int, bool], int] = {}  # (pid, children) -> processes.id
+
+    def id_of(self, pid: int, children: bool) -> int:
+        found = self.ids.get((pid, children))
+        if found is None:  # samples before add_process: keep them under an unknown start time
+            self.process(pid, 0.0, children, {})
+            found = self.ids[(pid, children)]
+        return found
+
+    def process(self, pid: int, create_time: float, children: bool, info: dict) -> None:
+        cmdline = info.get("cmdline")
+        cmdline = " ".join(cmdline) if isinstance(cmdline, list) else cmdline
+        self.db.execute(
+            "INSERT INTO processes (pid, create_time, children, name, cmdline, info)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pid, create_time, children) DO UPDATE"
+            " SET name = excluded.name, cmdline = excluded.cmdline, info = excluded.info",
+            (pid, create_time, children, info.get("name"), cmdline, json.dumps(info)),
+        )
+        row = self.db.execute(
+            "SELECT id FROM processes WHERE pid = ? AND create_time = ? AND children = ?",
+            (pid, create_time, children),
+        ).fetchone()
+        self.ids[(pid, children)] = row[0]
+
+    def samples(self, batches: list[dict], stats: dict) -> None:
+        insert = f"INSERT OR IGNORE INTO samples VALUES ({', '.join('?' * (len(FIELDS) + 2))})"
+        for batch in batches:
+            if not batch["samples"]:
+                continue
+            pid_id = self.id_of(batch["pid"], bool(batch.get("children")))
+            rows = [
+                (pid_id, round(s["t"] * 1000) - self.t0, *[_kib(s.get(f)) for f in KIB_FIELDS],
+                 s.get("heap_used"), s.get("heap_total"), s.get("external"), s.get("children"))
+                for s in batch["samples"]
+            ]  # fmt: skip
+            before = self.db.total_changes
+            self.db.executemany(insert, rows)
+            new = self.db.total_changes - before  # a repeated (backfilled) sample is not new
+            first, last, count = stats.get(pid_id, (rows[0][1], rows[0][1], 0))
+            ts = [row[1] for row in rows]
+            stats[pid_id] = (min(first, *ts), max(last, *ts), count + new)
+
+    def exit(self, pid: int, children: bool, t: float, reason: str) -> None:
+        self.db.execute(
+            "INSERT INTO exits VALUES (?, ?, ?)", (self.id_of(pid, children), t, reason)
+        )
+
+    def run(self, run: dict) -> None:
+        verdict = run.pop("verdict", None)
+        cols = ("run_id", "scenario", "variant", "runtime", "pid", "state", "reason", "exit_code",
+                "started_at", "ended_at")  # fmt: skip
+        values = [run.get(c) for c in cols]
+        values += [None if verdict is None else json.dumps(verdict), json.dumps(run)]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:] + ("data",))
+        self.db.execute(
+            f"INSERT INTO runs VALUES ({', '.join('?' * 12)}) ON CONFLICT (run_id) DO UPDATE"
+            f" SET {updates}, verdict = coalesce(excluded.verdict, runs.verdict)",
+            values,
+        )
+
+    def mark(self, t: float, kind: str, label: str, pid: int | None, children: bool) -> None:
+        pid_id = None if pid is None else self.id_of(pid, children)
+        self.db.execute("INSERT INTO marks VALUES (?, ?, ?, ?)", (t, pid_id, kind, label))
+
+    def tool(self, *row) -> None:
+        self.db.execute("INSERT INTO tool_results VALUES (?, ?, ?, ?, ?, ?)", row)
+
+    @staticmethod
+    def merge(into: dict, stats: dict) -> dict:
+        """Per-process summaries ``{id: (first_t, last_t, samples)}`` added into ``into``."""
+        for pid_id, (first, last, count) in stats.items():
+            was = into.get(pid_id)
+            into[pid_id] = (first, last, count) if was is None else (
+                min(was[0], first), max(was[1], last), was[2] + count)  # fmt: skip
+        return into
