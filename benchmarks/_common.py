@@ -22,7 +22,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -145,6 +145,34 @@ def cpu_seconds(pid: int) -> float:
 
 
 IDLE = "import time\nwhile True: time.sleep(1e6)"
+
+
+def synthetic_recording(
+    path: Path, pids: int, n: int, t0: float, spike: Callable[[int, int], int] = lambda i, p: 0
+) -> int:
+    """Write ``n`` samples at 10 Hz from ``t0`` for each of ``pids`` processes to the recording
+    at ``path`` (every fast figure; USS, PSS, swap and anon once a second), each growing 4 KiB
+    a sample, plus ``spike(i, p)`` bytes; returns how many samples it wrote."""
+    from dashboard.recording import Recorder
+
+    with Recorder(path, started_at=t0, max_queue=10**6) as rec:
+        for p in range(pids):
+            rec.add_process(1000 + p, 1.0, False, {"name": f"proc{p}", "cmdline": f"proc {p}"})
+        for start in range(0, n, 3000):
+            batches = []
+            for p in range(pids):
+                samples = []
+                for i in range(start, min(n, start + 3000)):
+                    rss = (100 + p) * MiB + i * 4096 + spike(i, p)
+                    s = {"t": t0 + i / 10, "rss": rss, "vms": 3 * rss, "shared": 8 * MiB,
+                         "text": MiB, "data": rss // 2}  # fmt: skip
+                    if i % 10 == p % 10:
+                        s.update(uss=rss - MiB, pss=rss - MiB // 2, swap=0, anon=rss // 2)
+                    samples.append(s)
+                batches.append({"pid": 1000 + p, "children": False, "samples": samples})
+            rec.add_batches(batches)
+            rec.flush(120)
+    return n * pids
 
 
 class IdleProcesses:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import MiB, header, note, print_table, progress
+from _common import MiB, header, note, print_table, progress, synthetic_recording
 
 from dashboard.export import to_csv
 from dashboard.recorded import Recording
@@ -62,26 +62,7 @@ def sample_for(seconds: float, pids: list[int], path: Path | None) -> tuple[floa
 
 
 def synthetic_hour(path: Path, processes: int) -> int:
-    t0 = time.time() - 3600
-    n = 36000
-    with Recorder(path, started_at=t0, max_queue=10**6) as rec:
-        for p in range(processes):
-            rec.add_process(1000 + p, 1.0, False, {"name": f"proc{p}", "cmdline": f"proc{p}"})
-        for start in range(0, n, 3000):
-            batches = []
-            for p in range(processes):
-                samples = []
-                for i in range(start, start + 3000):
-                    rss = (100 + p) * MiB + i * 4096
-                    s = {"t": t0 + i / 10, "rss": rss, "vms": 3 * rss, "shared": 8 * MiB,
-                         "text": MiB, "data": rss // 2}  # fmt: skip
-                    if i % 10 == p % 10:
-                        s.update(uss=rss - MiB, pss=rss - MiB // 2, swap=0, anon=rss // 2)
-                    samples.append(s)
-                batches.append({"pid": 1000 + p, "children": False, "samples": samples})
-            rec.add_batches(batches)
-            rec.flush(60)
-    return n * processes
+    return synthetic_recording(path, processes, 36000, time.time() - 3600)
 
 
 def main() -> None:

@@ -24,10 +24,19 @@ import threading
 import time
 from pathlib import Path
 
-from _common import ROOT, MiB, cpu_seconds, header, note, print_table, progress, wait_for
+from _common import (
+    ROOT,
+    MiB,
+    cpu_seconds,
+    header,
+    note,
+    print_table,
+    progress,
+    synthetic_recording,
+    wait_for,
+)
 
 from dashboard.recorded import Recording
-from dashboard.recording import Recorder
 from dashboard.testing import _SERVING, Viewer
 
 SPIKE = 300 * MiB
@@ -36,26 +45,11 @@ SPIKE = 300 * MiB
 def synthetic(path: Path, pids: int, minutes: float) -> tuple[int, float]:
     """(samples written, seconds it took)."""
     n = int(minutes * 600)
-    t0 = time.time() - n / 10
     began = time.perf_counter()
-    with Recorder(path, started_at=t0, max_queue=10**6) as rec:
-        for p in range(pids):
-            rec.add_process(1000 + p, 1.0, False, {"name": f"proc{p}", "cmdline": f"proc {p}"})
-        for start in range(0, n, 3000):
-            batches = []
-            for p in range(pids):
-                samples = []
-                for i in range(start, min(n, start + 3000)):
-                    rss = (100 + p) * MiB + i * 4096 + (SPIKE if i == n // 3 + 97 * p else 0)
-                    s = {"t": t0 + i / 10, "rss": rss, "vms": 3 * rss, "shared": 8 * MiB,
-                         "text": MiB, "data": rss // 2}  # fmt: skip
-                    if i % 10 == p % 10:
-                        s.update(uss=rss - MiB, pss=rss - MiB // 2, swap=0, anon=rss // 2)
-                    samples.append(s)
-                batches.append({"pid": 1000 + p, "children": False, "samples": samples})
-            rec.add_batches(batches)
-            rec.flush(120)
-    return n * pids, time.perf_counter() - began
+    written = synthetic_recording(
+        path, pids, n, time.time() - n / 10, lambda i, p: SPIKE if i == n // 3 + 97 * p else 0
+    )
+    return written, time.perf_counter() - began
 
 
 class Opened:

@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,16 +43,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from _common import ROOT, MiB, free_port, header, note, print_table, progress
+from _common import MiB, header, note, print_table, progress
 
 from dashboard import scenarios
 from dashboard.growth import GrowthEstimator
+from dashboard.procs import popen, start_redis
 
 HZ = 10
 RECORD_HZ = 2
-# memdash's own redis flags (dashboard/workers.py _start_redis)
-REDIS_FLAGS = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxmemory", "64mb"]
-REDIS_FLAGS += ["--maxmemory-policy", "allkeys-lru"]
 
 
 @dataclass
@@ -154,39 +151,6 @@ def replay(path: Path) -> Series:
     return s
 
 
-def _start(argv: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        bufsize=1,
-        start_new_session=True,
-        cwd=str(ROOT),
-    )
-
-
-def _start_redis() -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    binary = shutil.which("redis-server") or "redis-server"
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), *REDIS_FLAGS],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, port
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("redis-server did not start listening within 10 s")
-
-
 def _stop(proc: subprocess.Popen) -> None:
     """Close stdin (the worker exits), then the group of the process we started, then reap."""
     if proc.stdin:
@@ -239,10 +203,11 @@ def run_pair(scenario_id: str, runtime: str, seconds: float, action_at: float | 
         for variant in scenarios.VARIANTS:
             params = {}
             if variant == "fixed" and scenario_id == "shared_cache":
-                redis, port = _start_redis()
+                # memdash's own spawning (procs): a pool thread lives until every job has ended
+                redis, port = start_redis()
                 params["redis_port"] = port
             argv = scenarios.command(scenario_id, runtime, variant, params, python=sys.executable)
-            proc = _start(argv)
+            proc = popen(argv, stderr=subprocess.DEVNULL)
             procs[variant] = proc
             series.append(Series(scenario_id, runtime, variant, "main", proc.pid, True, t0))
             if variant == "fixed" and redis is not None:

@@ -25,6 +25,18 @@ def role() -> str:
     return request.environ.get(access.ROLE_KEY, access.PRESENTER)
 
 
+def shown_pid(pid: str) -> int:
+    """The URL's pid, if this viewer may see it (the audience: only what the presenter shows)."""
+    number = memory.parse_pid(pid)
+    get_memdash().check_shown(number, role())
+    return number
+
+
+def children_arg() -> bool:
+    """``?children=1``: the process with its descendants (a tree's total)."""
+    return request.args.get("children") in ("1", "true")
+
+
 @bp.get("/system")
 @access.audience_ok
 def system():
@@ -51,9 +63,8 @@ def processes():
 @bp.get("/processes/<pid>")
 @access.audience_ok
 def process(pid: str):
-    number = memory.parse_pid(pid)
+    number = shown_pid(pid)
     memdash = get_memdash()
-    memdash.check_shown(number, role())
     info = memdash.public(memory.describe(number))
     return jsonify({**info, **memdash.heaps.describe(number)})  # "no language heap" when None
 
@@ -62,12 +73,10 @@ def process(pid: str):
 @access.audience_ok
 def samples(pid: str):
     """History when the process is watched; otherwise one fresh sample."""
-    number = memory.parse_pid(pid)
+    number = shown_pid(pid)
     memdash = get_memdash()
-    memdash.check_shown(number, role())
     since = query_number("since", None, 0, math.inf)
-    children = request.args.get("children") in ("1", "true")
-    target = memdash.sampler.target(number, children)
+    target = memdash.sampler.target(number, children_arg())
     if target is not None:
         info = memdash.public(target.describe())
         return jsonify({"pid": number, "process": info, "samples": target.history.since(since)})
@@ -82,10 +91,8 @@ def samples(pid: str):
 def growth(pid: str):
     """The server's growth verdict of a sampled process (the same one the `growth` event
     carries); 404 `not_watching` for a process memdash does not sample."""
-    number = memory.parse_pid(pid)
+    number, children = shown_pid(pid), children_arg()
     memdash = get_memdash()
-    memdash.check_shown(number, role())
-    children = request.args.get("children") in ("1", "true")
     judged = memdash.growth_of(number, children)
     if memdash.sampler.target(number, children) is None or judged is None:
         raise errors.NotWatching(f"memdash does not sample pid {number}; watch it first")
@@ -96,9 +103,8 @@ def growth(pid: str):
 @access.audience_ok
 def tree(pid: str):
     """A tree's members and their ranking by growth (as watched, else as it is now)."""
-    number = memory.parse_pid(pid)
+    number = shown_pid(pid)
     memdash = get_memdash()
-    memdash.check_shown(number, role())
     return jsonify(
         trees.report(
             memdash.sampler.target(number, True), number, memdash.growth_of, memdash.public

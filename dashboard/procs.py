@@ -38,13 +38,14 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
     return preexec
 
 
-def popen(argv: list[str]) -> subprocess.Popen:
-    """A scenario worker: JSON lines on stdin/stdout (text, line-buffered), stderr kept."""
+def popen(argv: list[str], stderr: int = subprocess.PIPE) -> subprocess.Popen:
+    """A scenario worker: JSON lines on stdin/stdout (text, line-buffered), stderr kept
+    (a pipe, unless told otherwise: the benchmarks do not read it)."""
     return subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         bufsize=1,
         start_new_session=True,

@@ -15,8 +15,8 @@ from typing import Callable
 
 from flask import Flask, current_app, jsonify, request, send_file
 
-from . import errors, memory, sessions, validate
-from .api import query_number, role
+from . import errors, sessions, validate
+from .api import children_arg, query_number, shown_pid
 from .extension import Memdash, get_memdash
 from .replay import ReplaySource
 
@@ -64,8 +64,7 @@ def _replay() -> ReplaySource:
 
 
 def _series(pid: str, children: bool = False):
-    number = memory.parse_pid(pid)
-    get_memdash().check_shown(number, role())
+    number = shown_pid(pid)
     target = _replay().target(number, children) or _replay().target(number, not children)
     if target is None:
         raise errors.NoSuchProcess(f"pid {number} is not in this recording")
@@ -101,7 +100,7 @@ def process(pid: str):
 
 def samples(pid: str):
     """Full resolution (the page's zoom): since ``since``, up to ``until`` or the cursor."""
-    number, target = _series(pid, request.args.get("children") in ("1", "true"))
+    number, target = _series(pid, children_arg())
     since = query_number("since", None, 0, math.inf)
     until = query_number("until", None, 0, math.inf)
     info = get_memdash().public(target.describe())

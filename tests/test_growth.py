@@ -19,18 +19,10 @@ from pathlib import Path
 import pytest
 
 from dashboard.growth import Growth, GrowthEstimator
+from dashboard.scenarios import SCENARIOS  # the catalogue (test_scenarios pins its order)
 
 MiB = 2**20
 TRACES = sorted((Path(__file__).parent / "data" / "growth").glob("*.json"))
-SCENARIOS = (
-    "unbounded_cache",
-    "module_accumulator",
-    "slow_consumer",
-    "closure_retention",
-    "offheap",
-    "shared_cache",
-    "heap_limit",
-)
 
 
 def replay(trace: dict) -> list[tuple[float, Growth]]:

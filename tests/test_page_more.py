@@ -229,3 +229,55 @@ def test_memdash_run_of_a_node_program_shows_rss_and_heap(pages):
         wait_for(lambda: note.count() and "Node heap" in note.first.inner_text(), 20, "heap note")
     finally:
         run.close()
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None and not os.environ.get("CI"), reason="node is not installed"
+)
+def test_attach_inspector_then_detach_from_a_plain_node_program(server, pages):
+    import psutil
+    from test_inspect import PORT, free_9229, listening
+
+    free_9229()
+    # Given a plain node program with no inspector open
+    target = subprocess.Popen(
+        ["node", "-e", "setInterval(() => {}, 1000); console.log('ready')"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert target.stdout.readline().strip() == "ready"  # its SIGUSR1 handling is in place
+        assert listening(target.pid) == set()
+        page = pages(f"{server.url}/?pid={target.pid}&window=60")
+        card = page.locator(f'.stat-card[data-pid="{target.pid}"]')
+        note = card.locator(".heap-note")
+        wait_for(lambda: note.count() and note.inner_text() == "no language heap", 20, "heap note")
+
+        # When the presenter attaches its inspector
+        card.locator('[data-heap-action="attach"]').click()
+
+        # Then the line says whose heap it reads and that the inspector is open meanwhile
+        wait_for(lambda: "inspector open while attached" in note.inner_text(), 20, "attached")
+        assert note.inner_text().startswith("Node heap (inspector)")
+        assert PORT in listening(target.pid)
+        # and the heap is drawn beside RSS
+        page.wait_for_function(
+            "pid => window.memdash.traces().some(t => t.pid === pid && t.metric === 'heap_used'"
+            " && t.y.length > 0)",
+            arg=target.pid,
+            timeout=30_000,
+        )
+
+        # When it detaches
+        card.locator('[data-heap-action="detach"]').click()
+
+        # Then the inspector memdash opened is closed again, the program runs on
+        wait_for(lambda: PORT not in listening(target.pid), 15, "the inspector port to close")
+        card.locator('[data-heap-action="attach"]').wait_for()
+        wait_for(lambda: note.inner_text() == "no language heap", 20, "the note after detach")
+        assert page.locator('[data-heap-action="detach"]').count() == 0
+        assert psutil.Process(target.pid).is_running() and target.poll() is None
+        assert page.locator(".toast-error").count() == 0
+    finally:
+        target.kill()
+        target.wait()

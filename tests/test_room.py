@@ -6,44 +6,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
 from dashboard.testing import ROOT, wait_for
 from tests._netns import NetNamespace, available
+from tests._room import SharedServer
 
 why_not = available()
 pytestmark = pytest.mark.skipif(
     why_not is not None and os.environ.get("CI") != "true", reason=f"network namespace: {why_not}"
 )
-
-
-class SharedServer:
-    """``memdash --share`` inside the namespace; its printed presenter and audience URLs."""
-
-    def __init__(self, ns: NetNamespace, *extra: str):
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="memdash-share-", suffix=".txt")
-        argv = [sys.executable, "-m", "dashboard", "--share", "--no-browser", "--port", "0"]
-        self.proc = ns.popen([*argv, *extra], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        found = wait_for(
-            lambda: re.search(r"presenter: (\S+)\naudience:  (\S+)", self.output()),
-            timeout=20,
-            message="memdash --share to print its URLs",
-        )
-        self.presenter, self.audience = found.group(1), found.group(2)
-        self.token = self.presenter.split("token=")[1]
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture

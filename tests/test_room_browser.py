@@ -13,16 +13,15 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 from _browser import chromium_path, launch_chromium, new_page
-from conftest import ROOT, wait_for
 from playwright.sync_api import sync_playwright
 
 from dashboard.testing import Server
 from tests._netns import NetNamespace, available
+from tests._room import SharedServer
 
 why_not = available()
 in_namespace = pytest.mark.skipif(
@@ -59,29 +58,6 @@ NOTE_WHEN = """([pid, metric]) => {
         }
     }, 5);
 }"""
-
-
-class SharedServer:
-    """``memdash --share`` inside the namespace, and the two URLs it printed."""
-
-    def __init__(self, ns: NetNamespace):
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="memdash-share-", suffix=".txt")
-        argv = [sys.executable, "-m", "dashboard", "--share", "--no-browser", "--port", "0"]
-        self.proc = ns.popen(argv, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        found = wait_for(
-            lambda: re.search(r"presenter: (\S+)\naudience:  (\S+)", self.output()),
-            timeout=20,
-            message="memdash --share to print its URLs",
-        )
-        self.presenter, self.audience = found.group(1), found.group(2)
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture

@@ -130,10 +130,12 @@ on("watch-exit", (w) => {
 const heapSeen = new Set();
 on("samples", ({ watch, added, inOrder }) => {
   chart.push(watch, added, inOrder);
-  // The language-heap metric becomes selectable the moment a watch reports it.
+  // The language-heap metric becomes selectable the moment a watch reports it, and its
+  // heap traces are drawn from then on (an inspector attached later: new traces, a rebuild).
   if (!heapSeen.has(watch.key) && added.some((s) => s.heap_used !== undefined)) {
     heapSeen.add(watch.key);
     controls.refreshMetrics();
+    chart.invalidate();
   }
 });
 

@@ -1,0 +1,187 @@
+"""The page over `memdash open FILE`, in a real headless Chromium at 1280x720: a real child
+recorded by `memdash record`, the real server started as a user starts it, the replay bar
+driven by clicks. Every wait polls with a deadline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from _browser import PROJECTOR, launch_chromium, new_page
+from conftest import ROOT, Allocator, MiB, wait_for
+from playwright.sync_api import sync_playwright
+from test_replay import Opened, file_samples
+
+from dashboard.recording import Recorder
+
+TRACE_LEN = (
+    "pid => (window.memdash.traces().find(t => t.pid === pid && t.metric === 'rss')"
+    " || {y: []}).y.length"
+)
+REPLAY = "() => window.memdash.state.replay"
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A real session: `memdash record` of a child that allocates while it is recorded."""
+    path = tmp_path_factory.mktemp("replay-page") / "session.sqlite"
+    child = Allocator()
+    try:
+        argv = [sys.executable, "-m", "dashboard", "record", "-o", str(path), "--duration", "3",
+                "--pid", str(child.pid)]  # fmt: skip
+        rec = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        wait_for(path.exists, message="the recording to start")
+        child.alloc(20)
+        out, _ = rec.communicate(timeout=30)
+        assert rec.returncode == 0, out
+    finally:
+        child.close()
+    return path, child.pid
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    made = []
+
+    def go(url: str):
+        page = new_page(browser, PROJECTOR)
+        made.append(page)
+        page.goto(url)
+        page.wait_for_function("document.body.dataset.connection === 'connected'")
+        page.wait_for_function(f"() => !!({REPLAY})()")
+        return page
+
+    yield go
+    errors = [e for p in made for e in p.errors]
+    for p in made:
+        p.context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def seek(page, t: float) -> None:
+    """Drag the slider to `t` as a hand does: input while moving, change on release."""
+    page.eval_on_selector(
+        "#replay-slider",
+        "(s, t) => { s.value = String(t); s.dispatchEvent(new Event('input'));"
+        " s.dispatchEvent(new Event('change')); }",
+        t,
+    )
+
+
+def test_replay_bar_plays_seeks_and_hides_what_would_change_anything(recorded, open_page):
+    path, pid = recorded
+    expected = file_samples(path, pid)
+    server = Opened(path)
+    try:
+        page = open_page(f"{server.url}/?pid={pid}&window=60")
+        cursor = page.evaluate(f"({REPLAY})()")
+        assert cursor["t"] == cursor["end"] and cursor["playing"] is False
+
+        # The bar: a slider over the recording's span, at its end, and the time beside it
+        bar = page.locator("#replay")
+        assert bar.is_visible()
+        slider = page.locator("#replay-slider")
+        assert float(slider.get_attribute("min")) == cursor["start"]
+        assert float(slider.get_attribute("max")) == cursor["end"]
+        assert float(slider.input_value()) == pytest.approx(cursor["end"])
+        assert "of 3" in page.inner_text("#replay-time")  # "… · 3.0 s of 3.0 s"
+        # Opened at the end: every recorded sample is drawn
+        page.wait_for_function(f"pid => ({TRACE_LEN})(pid) === {len(expected)}", arg=pid)
+
+        # Nothing that starts, stops or changes anything is on screen (present, but hidden)
+        page.locator('[data-action="compare"]').first.wait_for(state="attached")
+        for selector in ('[data-action="compare"]', '[data-action="run-leaky"]', "#stop-all",
+                         "#clear-finished", "#pause"):  # fmt: skip
+            assert page.locator(selector).count() > 0, selector
+            assert not page.locator(selector).first.is_visible(), selector
+
+        # Seeking to the start drops what was drawn and draws what lies up to the cursor
+        seek(page, cursor["start"])
+        page.wait_for_function(f"() => ({REPLAY})().seek === 1")
+        page.wait_for_function(f"pid => ({TRACE_LEN})(pid) <= 1", arg=pid)
+        assert float(slider.input_value()) == pytest.approx(cursor["start"])
+        assert page.evaluate(f"({REPLAY})()")["t"] == cursor["start"]
+
+        # Play: the cursor moves and the samples are drawn as it passes them
+        page.click("#replay-play")
+        page.wait_for_function(f"() => ({REPLAY})().playing")
+        assert page.inner_text("#replay-play") == "❚❚ Pause"
+        wait_for(lambda: float(slider.input_value()) > cursor["start"] + 0.5, 10, "the slider")
+        page.wait_for_function(f"pid => ({TRACE_LEN})(pid) > 5", arg=pid)
+        # ... to the end of the recording, where play stops with every sample drawn
+        page.wait_for_function(f"() => !({REPLAY})().playing", timeout=20_000)
+        page.wait_for_function(f"pid => ({TRACE_LEN})(pid) === {len(expected)}", arg=pid)
+        ys = page.evaluate(
+            "pid => window.memdash.traces().find(t => t.pid === pid && t.metric === 'rss').y", pid
+        )
+        assert max(ys) - min(ys) >= 15 * MiB
+
+        # 10×: from the end, play starts again from the start (a new seek) at ten times
+        page.click('#replay-speed [data-speed="10"]')
+        page.click("#replay-play")
+        page.wait_for_function(f"() => ({REPLAY})().speed === 10 && ({REPLAY})().seek === 2")
+        page.wait_for_function(f"() => !({REPLAY})().playing", timeout=20_000)
+        page.wait_for_function(f"pid => ({TRACE_LEN})(pid) === {len(expected)}", arg=pid)
+        assert page.locator(".toast-error").count() == 0
+    finally:
+        server.stop()
+
+
+def test_a_recorded_tool_result_opens_in_the_results_panel_as_the_cursor_passes(
+    tmp_path, open_page
+):
+    # A recording with a run, its tool mark and its leak report (written by the real Recorder)
+    t0 = time.time() - 100
+    path = tmp_path / "lab.sqlite"
+    run = {"run_id": "r1", "scenario": "unbounded_cache", "variant": "leaky", "runtime": "python",
+           "pid": 4242, "started_at": t0 + 0.5, "params": {}, "processes": []}  # fmt: skip
+    report = {"type": "leak_report", "pid": 4242, "run_id": "r1", "seconds": 5,
+              "rss_diff": 8 * MiB, "heap_diff": 7 * MiB,
+              "top": [{"file": "cache.py", "line": 12, "size_diff": 7 * MiB, "count_diff": 900,
+                       "size": 9 * MiB, "count": 1200}]}  # fmt: skip
+    with Recorder(path, started_at=t0) as rec:
+        rec.add_process(4242, 1.0, False, {"name": "worker", "cmdline": "worker"})
+        samples = [{"t": t0 + i / 10, "rss": (50 + i) * MiB, "vms": 0, "shared": 0, "text": 0,
+                    "data": 0} for i in range(40)]  # fmt: skip
+        rec.add_batches([{"pid": 4242, "children": False, "samples": samples}])
+        rec.add_run({**run, "state": "crashed", "reason": "MemoryError", "ended_at": t0 + 3.5})
+        rec.add_mark(t0 + 1.0, "tool", "find the leak", 4242)
+        rec.add_tool_result(t0 + 1.5, "r1", 4242, "leak_report", report)
+        assert rec.flush()
+    server = Opened(path)
+    try:
+        page = open_page(f"{server.url}/?pid=4242&window=60")
+        # Opened at the end: the result is in the panel, worded as the live tool words it
+        findings = page.locator("#findings")
+        findings.locator("h3").wait_for()
+        assert "unbounded_cache · python · leaky" in findings.locator("h3").inner_text()
+        assert "cache.py:12" in findings.inner_text()
+        page.locator('.run-row[data-run-id="r1"][data-state="crashed"]').wait_for()
+
+        # Before the tool ran: no result, the run not started yet
+        seek(page, t0 + 0.2)
+        page.wait_for_function("() => document.getElementById('findings').hidden")
+        page.wait_for_function("() => !document.querySelector('.run-row[data-run-id=r1]')")
+        # Playing (1×) past its start: the run is listed as running, without Stop or tools
+        # (a recording is read-only), then the result opens again as the cursor passes it
+        page.click("#replay-play")
+        row = page.locator('.run-row[data-run-id="r1"][data-state="running"]')
+        row.wait_for()
+        for action in ("stop", "tool", "mappings"):
+            assert row.locator(f'[data-action="{action}"]').count() == 1, action
+            assert not row.locator(f'[data-action="{action}"]').is_visible(), action
+        findings.locator("h3").wait_for()
+        assert "cache.py:12" in findings.inner_text()
+        assert page.locator(".toast-error").count() == 0
+    finally:
+        server.stop()
