@@ -66,8 +66,14 @@ def _register_pages(app: Flask, store: assets.AssetStore) -> None:
     def index():
         role = request.environ.get(access.ROLE_KEY, access.PRESENTER)
         shared = app.config["ACCESS"].shared
+        replay = app.config["REPLAY"] is not None
         page = render_template(
-            "index.html", version=__version__, asset=store.url, role=role, shared=shared
+            "index.html",
+            version=__version__,
+            asset=store.url,
+            role=role,
+            shared=shared,
+            replay=replay,
         )
         # The shell is small and names every file by content: it is the one thing a reload
         # fetches again. A token in the URL is dropped by the page itself (replaceState).

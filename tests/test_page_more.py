@@ -257,7 +257,11 @@ def test_attach_inspector_then_detach_from_a_plain_node_program(server, pages):
         card.locator('[data-heap-action="attach"]').click()
 
         # Then the line says whose heap it reads and that the inspector is open meanwhile
-        wait_for(lambda: "inspector open while attached" in note.inner_text(), 20, "attached")
+        try:
+            wait_for(lambda: "inspector open while attached" in note.inner_text(), 30, "attached")
+        except AssertionError as e:  # say what the page showed instead
+            toasts = page.locator(".toast").all_inner_texts()
+            raise AssertionError(f"{e}: the line says {note.inner_text()!r}, {toasts}") from None
         assert note.inner_text().startswith("Node heap (inspector)")
         assert PORT in listening(target.pid)
         # and the heap is drawn beside RSS

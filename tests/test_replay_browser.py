@@ -20,7 +20,8 @@ TRACE_LEN = (
     "pid => (window.memdash.traces().find(t => t.pid === pid && t.metric === 'rss')"
     " || {y: []}).y.length"
 )
-REPLAY = "() => window.memdash.state.replay"
+# The server's last cursor state as the page holds it (the bar's data-cursor).
+REPLAY = "() => JSON.parse(document.getElementById('replay').dataset.cursor || 'null')"
 
 
 @pytest.fixture(scope="module")

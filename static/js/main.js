@@ -189,7 +189,6 @@ window.memdash = Object.freeze({
       })),
       runs: [...state.runs.values()].map((r) => ({ ...r })),
       room: { ...state.room }, // role, shared, following and the presenter's last view
-      replay: state.replay && { ...state.replay }, // memdash open: the cursor, else null
       gone: [...state.gone],
     };
   },

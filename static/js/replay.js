@@ -53,6 +53,8 @@ export function initReplay({ onSeek, showResult }) {
 
   function render() {
     const r = state.replay;
+    // The server's last word, for tests and styles (the slider shows the moving cursor).
+    bar.dataset.cursor = JSON.stringify(r);
     bar.dataset.playing = r.playing ? "1" : "0";
     playBtn.textContent = r.playing ? "❚❚ Pause" : "▶ Play";
     playBtn.setAttribute("aria-pressed", String(r.playing));
