@@ -208,3 +208,48 @@ def viewer_factory(server):
 @pytest.fixture
 def viewer(viewer_factory):
     return viewer_factory()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's), one per test module; see tests/_browser.py."""
+    from _browser import launch_chromium
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> tuple:
+    """A real session: `memdash record` of a child that allocates while it is recorded;
+    (its file, the child's pid)."""
+    path = tmp_path_factory.mktemp("replay") / "session.sqlite"
+    child = Allocator()
+    try:
+        argv = [sys.executable, "-m", "dashboard", "record", "-o", str(path), "--duration", "3",
+                "--pid", str(child.pid)]  # fmt: skip
+        rec = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        # Allocate only once the first samples are in the file, so it holds the climb.
+        wait_for(lambda: _recorded_samples(path) > 0, message="the first recorded samples")
+        child.alloc(20)
+        out, _ = rec.communicate(timeout=30)
+        assert rec.returncode == 0, out
+    finally:
+        child.close()
+    return path, child.pid
+
+
+def _recorded_samples(path) -> int:
+    """Samples in a recording being written (0 while the file is not there or empty)."""
+    import sqlite3
+
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT count(*) FROM samples").fetchone()[0]
+    except sqlite3.Error:  # the schema is not written yet
+        return 0

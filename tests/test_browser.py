@@ -14,9 +14,7 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
-from _browser import launch_chromium
 from conftest import ROOT, MiB, Server, wait_for
-from playwright.sync_api import sync_playwright
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 # JS predicate: the last plotted point of pid's trace is at least `floor` bytes.
@@ -27,14 +25,6 @@ LAST_Y_AT_LEAST = (
 
 
 # -- browser fixtures ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -14,9 +14,8 @@ import sys
 import textwrap
 
 import pytest
-from _browser import PROJECTOR, launch_chromium, new_page
+from _browser import PROJECTOR, new_page
 from conftest import wait_for
-from playwright.sync_api import sync_playwright
 
 # A parent with two children: the first grows (1 MiB every 0.1 s, up to 150 MiB), the second
 # holds still. The parent prints the children's pids, then waits.
@@ -41,14 +40,6 @@ PARENT = textwrap.dedent(
         k.wait()
     """
 )
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import requests
 from dashboard.recorded import Recording
 from dashboard.recording import Recorder
 from dashboard.testing import _SERVING
-from tests.conftest import ROOT, Allocator, MiB, Viewer, wait_for
+from tests.conftest import ROOT, MiB, Viewer, wait_for
 
 
 class ReplayViewer(Viewer):
@@ -58,24 +58,6 @@ class Opened:
         self.proc.terminate()
         self.proc.wait(15)
         self.log.close()
-
-
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory) -> tuple[Path, int]:
-    """A real session: `memdash record` of a child that allocates while it is recorded."""
-    path = tmp_path_factory.mktemp("replay") / "session.sqlite"
-    child = Allocator()
-    try:
-        argv = [sys.executable, "-m", "dashboard", "record", "-o", str(path), "--duration", "3",
-                "--pid", str(child.pid)]  # fmt: skip
-        rec = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        wait_for(path.exists, message="the recording to start")
-        child.alloc(20)
-        out, _ = rec.communicate(timeout=30)
-        assert rec.returncode == 0, out
-    finally:
-        child.close()
-    return path, child.pid
 
 
 @pytest.fixture(scope="module")

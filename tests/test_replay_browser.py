@@ -4,14 +4,11 @@ driven by clicks. Every wait polls with a deadline."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
-from _browser import PROJECTOR, launch_chromium, new_page
-from conftest import ROOT, Allocator, MiB, wait_for
-from playwright.sync_api import sync_playwright
+from _browser import PROJECTOR, new_page
+from conftest import MiB, wait_for
 from test_replay import Opened, file_samples
 
 from dashboard.recording import Recorder
@@ -22,32 +19,6 @@ TRACE_LEN = (
 )
 # The server's last cursor state as the page holds it (the bar's data-cursor).
 REPLAY = "() => JSON.parse(document.getElementById('replay').dataset.cursor || 'null')"
-
-
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory):
-    """A real session: `memdash record` of a child that allocates while it is recorded."""
-    path = tmp_path_factory.mktemp("replay-page") / "session.sqlite"
-    child = Allocator()
-    try:
-        argv = [sys.executable, "-m", "dashboard", "record", "-o", str(path), "--duration", "3",
-                "--pid", str(child.pid)]  # fmt: skip
-        rec = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        wait_for(path.exists, message="the recording to start")
-        child.alloc(20)
-        out, _ = rec.communicate(timeout=30)
-        assert rec.returncode == 0, out
-    finally:
-        child.close()
-    return path, child.pid
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -13,9 +13,8 @@ import re
 from pathlib import Path
 
 import pytest
-from _browser import PROJECTOR, PROJECTOR_150, launch_chromium, new_page
+from _browser import PROJECTOR, PROJECTOR_150, new_page
 from conftest import ROOT
-from playwright.sync_api import sync_playwright
 
 VIEWS = {"1280x720": PROJECTOR, "150pct": PROJECTOR_150}
 
@@ -29,14 +28,6 @@ ON_SCREEN = """(el, fx) => {
     const hit = document.elementFromPoint(r.left + r.width * fx, r.top + r.height / 2);
     return !!hit && (el === hit || el.contains(hit) || hit.contains(el));
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

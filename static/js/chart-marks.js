@@ -1,4 +1,4 @@
-// Chart marks: labelled arrows where something happened (process exit; run start, stop,
+// Chart marks: labelled lines where something happened (process exit; run start, stop,
 // cap, crash with its reason in words; a tool action from the server's `mark` event), and
 // each run's memory cap as a dashed line. Labels are laid out in rows so that none overlaps
 // another (a comparison starts two runs at the same moment).
@@ -13,19 +13,6 @@ const MAX_ROWS = 5;
 // A cap far above the data would squash the lines flat: it is drawn once a run has used
 // this share of it (a leak heading for its cap), always on a log axis.
 const CAP_SHOWN_FROM = 1 / 3;
-
-/** The watch's value of `key` nearest to time t (within a few seconds), for the arrow's tip. */
-function valueNear(w, key, t) {
-  let best, bestD = Infinity;
-  for (let i = w.samples.length - 1; i >= 0; i--) {
-    const s = w.samples[i];
-    if (s[key] === undefined) continue;
-    const d = Math.abs(s.t - t);
-    if (d < bestD) { best = s[key]; bestD = d; }
-    if (s.t < t - 5) break;
-  }
-  return best;
-}
 
 /** Half a label's width in pixels (about). */
 function labelHalf(text, fontPx) {
@@ -71,13 +58,11 @@ export class Marks {
   }
 
   /**
-   * Plotly annotations for the marks after `cut`. `view`: {traced: Set of keys,
+   * Plotly annotations and shapes ({annotations, shapes}) for the marks after `cut`. `view`: {traced: Set of keys,
    * colourOf(w), xOf(w|null, t) (null when it cannot be placed), pxPer (pixels per x unit),
-   * rightPx (the newest point's x in pixels), unit, fontPx}.
+   * rightPx (the newest point's x in pixels), plotHeightPx, unit, fontPx}.
    */
   annotations(cut, view) {
-    const s = state.settings;
-    const key = seriesOf(s.metric)[0];
     this.shown = new Set();
     const items = [];
     for (const m of this.list) {
@@ -87,28 +72,37 @@ export class Marks {
       const x = view.xOf(w, m.t);
       if (x === null) continue;
       this.shown.add(m);
-      const v = w ? valueNear(w, key, m.t) : undefined;
-      items.push({ m, x, px: x * view.pxPer, v, colour: w ? view.colourOf(w) : "", text: m.text });
+      items.push({ m, x, px: x * view.pxPer, colour: w ? view.colourOf(w) : "", text: m.text });
     }
     items.sort((a, b) => a.px - b.px);
     const rows = rowsFor(items, view.fontPx);
     const fg = getComputedStyle(document.documentElement).getPropertyValue("--fg").trim() || "#eee";
-    return items.map((it, i) => ({
-      x: it.x,
-      ...(it.v === undefined ? { yref: "paper", y: 1 } : { y: axisY(it.v, view.unit, s.log) }),
-      text: it.text,
-      showarrow: true,
-      arrowhead: 2,
-      arrowcolor: it.colour || fg,
-      // A label reaching past the newest point would stretch the time axis past now (Plotly's
-      // autorange fits annotations): such a label lies left of its arrow instead.
-      ax: -Math.max(0, it.px + labelHalf(it.text, view.fontPx) - (view.rightPx ?? Infinity)),
-      ay: -(30 + ROW_PX * rows[i]),
-      font: { color: it.colour || fg, size: view.fontPx },
-      bgcolor: plotBackground(),
-      bordercolor: it.colour || fg,
-      borderpad: 3,
+    // Each mark is a thin line at its moment and a label in rows counted down from the top of
+    // the plot (two runs started together get two rows, whatever their values). A label
+    // reaching past the newest point would stretch the time axis past now (Plotly's autorange
+    // fits annotations): such a label ends at its line instead of centring on it.
+    const annotations = items.map((it, i) => {
+      const pastNow = it.px + labelHalf(it.text, view.fontPx) > (view.rightPx ?? Infinity);
+      return {
+        x: it.x,
+        yref: "paper",
+        y: 1,
+        yanchor: "top",
+        xanchor: pastNow ? "right" : "center",
+        yshift: -ROW_PX * rows[i],
+        showarrow: false,
+        text: it.text,
+        font: { color: it.colour || fg, size: view.fontPx },
+        bgcolor: plotBackground(),
+        bordercolor: it.colour || fg,
+        borderpad: 3,
+      };
+    });
+    const shapes = items.map((it) => ({
+      type: "line", x0: it.x, x1: it.x, yref: "paper", y0: 0, y1: 1,
+      line: { color: it.colour || fg, width: 1, dash: "dot" },
     }));
+    return { annotations, shapes };
   }
 }
 

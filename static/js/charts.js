@@ -166,7 +166,8 @@ export class Chart {
       fontPx,
     };
     const caps = capLines(view);
-    return { annotations: [...this.marks.annotations(this.cutoff(), view), ...caps.annotations], shapes: caps.shapes };
+    const marks = this.marks.annotations(this.cutoff(), view);
+    return { annotations: [...marks.annotations, ...caps.annotations], shapes: [...marks.shapes, ...caps.shapes] };
   }
 
   // ---- drawing ------------------------------------------------------------
