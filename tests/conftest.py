@@ -253,3 +253,13 @@ def _recorded_samples(path) -> int:
             return db.execute("SELECT count(*) FROM samples").fetchone()[0]
     except sqlite3.Error:  # the schema is not written yet
         return 0
+
+
+@pytest.fixture
+def shots(tmp_path):
+    """Where browser tests save their screenshots: $MEMDASH_SHOTS to keep them, else tmp."""
+    from pathlib import Path
+
+    where = Path(os.environ.get("MEMDASH_SHOTS") or tmp_path)
+    where.mkdir(parents=True, exist_ok=True)
+    return where

@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from _browser import chromium_path, launch_chromium, new_page
@@ -58,13 +57,6 @@ NOTE_WHEN = """([pid, metric]) => {
         }
     }, 5);
 }"""
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    where = Path(os.environ.get("MEMDASH_SHOTS") or tmp_path)
-    where.mkdir(parents=True, exist_ok=True)
-    return where
 
 
 @pytest.fixture

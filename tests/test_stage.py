@@ -8,9 +8,7 @@ page's own modules where the server part is not there yet; see the docstrings.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from _browser import PROJECTOR, PROJECTOR_150, new_page
@@ -28,13 +26,6 @@ ON_SCREEN = """(el, fx) => {
     const hit = document.elementFromPoint(r.left + r.width * fx, r.top + r.height / 2);
     return !!hit && (el === hit || el.contains(hit) || hit.contains(el));
 }"""
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    where = Path(os.environ.get("MEMDASH_SHOTS") or tmp_path)
-    where.mkdir(parents=True, exist_ok=True)
-    return where
 
 
 @pytest.fixture
