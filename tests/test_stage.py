@@ -9,6 +9,7 @@ page's own modules where the server part is not there yet; see the docstrings.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from _browser import PROJECTOR, PROJECTOR_150, new_page
@@ -58,9 +59,16 @@ def stage(server, browser):
 FORMAT_JS = "import(new URL('format.js', document.querySelector('script[type=module]').src).href)"
 
 
-def on_screen(locator, fx: float = 0.5) -> bool:
-    """Inside the viewport and drawn (not covered) at `fx` of its width, half its height."""
-    return locator.evaluate(ON_SCREEN, fx)
+def on_screen(locator, fx: float = 0.5, timeout: float = 5.0) -> bool:
+    """Inside the viewport and drawn (not covered) at `fx` of its width, half its height.
+    Polled with a deadline: verdict cells are redrawn every second (a `growth` event), and a
+    check that lands while one is replaced would see the new node over the old one."""
+    deadline = time.monotonic() + timeout
+    while not locator.evaluate(ON_SCREEN, fx):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def compare(page, scenario: str = "unbounded_cache", rate: str = "2000") -> None:
