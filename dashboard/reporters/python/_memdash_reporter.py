@@ -179,7 +179,9 @@ class Reporter:
         if self.leak is not None and time.monotonic() >= self.leak[1]:
             leak, self.leak = self.leak, None
             try:
-                result = _leak_result(*leak[2:])
+                import _memdash_leaks
+
+                result = _memdash_leaks.result(*leak[2:])
             except Exception as e:  # e.g. out of memory for the snapshot: say so, keep reporting
                 result = {"type": "error", "message": f"leak_report failed: {e!r}"}
             self._reply(leak[0], result)
@@ -208,14 +210,17 @@ class Reporter:
         else:
             import tracemalloc
 
+            import _memdash_leaks  # only when asked: it is not loaded into every program
+
             seconds = min(max(float(seconds), 0.1), 60.0)
             try:
-                before = tracemalloc.take_snapshot().filter_traces(_ignored())
+                before = tracemalloc.take_snapshot().filter_traces(_memdash_leaks.ignored())
             except Exception as e:
                 self._reply(rid, {"type": "error", "message": f"leak_report failed: {e!r}"})
                 return
             traced = tracemalloc.get_traced_memory()[0]
-            self.leak = (rid, time.monotonic() + seconds, seconds, before, _rss(), traced)
+            rss = _memdash_leaks.rss()
+            self.leak = (rid, time.monotonic() + seconds, seconds, before, rss, traced)
 
     def _reply(self, rid, body: dict) -> None:
         import json
@@ -289,62 +294,6 @@ class Reporter:
         self._close()
         self.running = False
         self.start()
-
-
-def _ignored() -> list:
-    import tracemalloc
-
-    return [
-        tracemalloc.Filter(False, tracemalloc.__file__),  # the snapshots themselves
-        tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"),
-        tracemalloc.Filter(False, __file__),  # this reporter's own work
-    ]
-
-
-def _rss() -> int:
-    with open("/proc/self/statm", "rb") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _own(filename: str) -> bool:
-    """The program's own code: not the standard library, installed packages or frozen code."""
-    import sysconfig
-
-    if filename.startswith("<") or "-packages" + os.sep in filename:
-        return False
-    paths = sysconfig.get_paths()
-    return not any(filename.startswith(paths[k] + os.sep) for k in ("stdlib", "platstdlib"))
-
-
-def _leak_result(seconds: float, before, rss_before: int, traced_before: int) -> dict:
-    """The leak lab's leak_report shape: the 10 lines that grew most, the program's own first."""
-    import tracemalloc
-
-    rss_after, traced_after = _rss(), tracemalloc.get_traced_memory()[0]
-    after = tracemalloc.take_snapshot().filter_traces(_ignored())
-    top = []
-    for diff in after.compare_to(before, "lineno"):
-        frame = diff.traceback[0]
-        top.append(
-            {
-                "file": frame.filename,
-                "line": frame.lineno,
-                "own": _own(frame.filename),
-                "size_diff": diff.size_diff,
-                "count_diff": diff.count_diff,
-                "size": diff.size,
-                "count": diff.count,
-                "via": [],
-            }
-        )
-    top.sort(key=lambda e: (not (e["own"] and e["size_diff"] > 0), -e["size_diff"]))
-    return {
-        "type": "leak_report",
-        "seconds": seconds,
-        "rss_diff": rss_after - rss_before,
-        "heap_diff": traced_after - traced_before,
-        "top": top[:10],
-    }
 
 
 _reporter = None
