@@ -7,6 +7,7 @@ the system package `chromium` is driven through ``executable_path``. Set
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 CHROMIUM_DEFAULT = "/usr/bin/chromium"
@@ -62,3 +63,23 @@ def new_page(browser, view: dict = PROJECTOR):
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     page.set_default_timeout(20_000)
     return page
+
+
+@contextlib.contextmanager
+def page_opener(browser, view: dict = PROJECTOR):
+    """``with page_opener(browser) as open_page: page = open_page(url)`` — pages at `view`,
+    connected to memdash; on exit they are closed and any JavaScript error fails the test."""
+    made = []
+
+    def open_page(url: str, at: dict = view):
+        page = new_page(browser, at)
+        made.append(page)
+        page.goto(url)
+        page.wait_for_function("document.body.dataset.connection === 'connected'")
+        return page
+
+    yield open_page
+    errors = [e for page in made for e in page.errors]
+    for page in made:
+        page.context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"

@@ -14,7 +14,7 @@ import sys
 import textwrap
 
 import pytest
-from _browser import PROJECTOR, new_page
+from _browser import page_opener
 from conftest import wait_for
 
 # A parent with two children: the first grows (1 MiB every 0.1 s, up to 150 MiB), the second
@@ -44,20 +44,8 @@ PARENT = textwrap.dedent(
 
 @pytest.fixture
 def pages(browser):
-    made = []
-
-    def open_page(url: str):
-        page = new_page(browser, PROJECTOR)
-        made.append(page)
-        page.goto(url)
-        page.wait_for_function("document.body.dataset.connection === 'connected'")
-        return page
-
-    yield open_page
-    errors = [e for p in made for e in p.errors]
-    for p in made:
-        p.context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    with page_opener(browser) as open_page:
+        yield open_page
 
 
 @pytest.fixture

@@ -168,9 +168,10 @@ def test_read_only_and_rest_reads_come_from_the_file(opened, recorded):
     assert opened.get(f"/api/processes/{pid}/mappings").json()["error"]["code"] == "replaying"
 
 
-def test_runs_marks_and_tool_results_replay_in_time(tmp_path):
-    t0 = time.time() - 100
-    path = tmp_path / "lab.sqlite"
+def write_lab_recording(path, t0: float, *, ended_at: float, result: dict, exit_at=None) -> None:
+    """A recording of one leak-lab run (pid 4242, run r1) written by the real Recorder: 4 s
+    of samples, the run crashing at ``ended_at``, a tool mark at t0+1 s and its ``result`` at
+    t0+1.5 s, and the process's exit at ``exit_at`` when given."""
     run = {"run_id": "r1", "scenario": "unbounded_cache", "variant": "leaky", "runtime": "python",
            "pid": 4242, "started_at": t0 + 0.5, "params": {}, "processes": []}  # fmt: skip
     with Recorder(path, started_at=t0) as rec:
@@ -178,11 +179,18 @@ def test_runs_marks_and_tool_results_replay_in_time(tmp_path):
         samples = [{"t": t0 + i / 10, "rss": (50 + i) * MiB, "vms": 0, "shared": 0, "text": 0,
                     "data": 0} for i in range(40)]  # fmt: skip
         rec.add_batches([{"pid": 4242, "children": False, "samples": samples}])
-        rec.add_run({**run, "state": "crashed", "reason": "MemoryError", "ended_at": t0 + 2.5})
+        rec.add_run({**run, "state": "crashed", "reason": "MemoryError", "ended_at": ended_at})
         rec.add_mark(t0 + 1.0, "tool", "find the leak", 4242)
-        rec.add_tool_result(t0 + 1.5, "r1", 4242, "leak_report", {"top": []})
-        rec.add_exit(4242, False, t0 + 3.9, "exited")
+        rec.add_tool_result(t0 + 1.5, "r1", 4242, "leak_report", result)
+        if exit_at is not None:
+            rec.add_exit(4242, False, exit_at, "exited")
         assert rec.flush()
+
+
+def test_runs_marks_and_tool_results_replay_in_time(tmp_path):
+    t0 = time.time() - 100
+    path = tmp_path / "lab.sqlite"
+    write_lab_recording(path, t0, ended_at=t0 + 2.5, result={"top": []}, exit_at=t0 + 3.9)
     server = Opened(path)
     viewer = ReplayViewer(server.url)
     try:

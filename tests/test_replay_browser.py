@@ -7,11 +7,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from _browser import PROJECTOR, new_page
+from _browser import page_opener
 from conftest import MiB, wait_for
-from test_replay import Opened, file_samples
-
-from dashboard.recording import Recorder
+from test_replay import Opened, file_samples, write_lab_recording
 
 TRACE_LEN = (
     "pid => (window.memdash.traces().find(t => t.pid === pid && t.metric === 'rss')"
@@ -23,21 +21,14 @@ REPLAY = "() => JSON.parse(document.getElementById('replay').dataset.cursor || '
 
 @pytest.fixture
 def open_page(browser):
-    made = []
+    with page_opener(browser) as open_connected:
 
-    def go(url: str):
-        page = new_page(browser, PROJECTOR)
-        made.append(page)
-        page.goto(url)
-        page.wait_for_function("document.body.dataset.connection === 'connected'")
-        page.wait_for_function(f"() => !!({REPLAY})()")
-        return page
+        def go(url: str):
+            page = open_connected(url)
+            page.wait_for_function(f"() => !!({REPLAY})()")  # the replay bar has its state
+            return page
 
-    yield go
-    errors = [e for p in made for e in p.errors]
-    for p in made:
-        p.context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+        yield go
 
 
 def seek(page, t: float) -> None:
@@ -115,21 +106,11 @@ def test_a_recorded_tool_result_opens_in_the_results_panel_as_the_cursor_passes(
     # A recording with a run, its tool mark and its leak report (written by the real Recorder)
     t0 = time.time() - 100
     path = tmp_path / "lab.sqlite"
-    run = {"run_id": "r1", "scenario": "unbounded_cache", "variant": "leaky", "runtime": "python",
-           "pid": 4242, "started_at": t0 + 0.5, "params": {}, "processes": []}  # fmt: skip
     report = {"type": "leak_report", "pid": 4242, "run_id": "r1", "seconds": 5,
               "rss_diff": 8 * MiB, "heap_diff": 7 * MiB,
               "top": [{"file": "cache.py", "line": 12, "size_diff": 7 * MiB, "count_diff": 900,
                        "size": 9 * MiB, "count": 1200}]}  # fmt: skip
-    with Recorder(path, started_at=t0) as rec:
-        rec.add_process(4242, 1.0, False, {"name": "worker", "cmdline": "worker"})
-        samples = [{"t": t0 + i / 10, "rss": (50 + i) * MiB, "vms": 0, "shared": 0, "text": 0,
-                    "data": 0} for i in range(40)]  # fmt: skip
-        rec.add_batches([{"pid": 4242, "children": False, "samples": samples}])
-        rec.add_run({**run, "state": "crashed", "reason": "MemoryError", "ended_at": t0 + 3.5})
-        rec.add_mark(t0 + 1.0, "tool", "find the leak", 4242)
-        rec.add_tool_result(t0 + 1.5, "r1", 4242, "leak_report", report)
-        assert rec.flush()
+    write_lab_recording(path, t0, ended_at=t0 + 3.5, result=report)
     server = Opened(path)
     try:
         page = open_page(f"{server.url}/?pid=4242&window=60")

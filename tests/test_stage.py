@@ -12,7 +12,7 @@ import re
 import time
 
 import pytest
-from _browser import PROJECTOR, PROJECTOR_150, new_page
+from _browser import PROJECTOR, PROJECTOR_150, new_page, page_opener
 from conftest import ROOT
 
 VIEWS = {"1280x720": PROJECTOR, "150pct": PROJECTOR_150}
@@ -32,26 +32,19 @@ ON_SCREEN = """(el, fx) => {
 @pytest.fixture
 def stage(server, browser):
     """Open a page at a view (clears finished runs first); fail on any page error."""
-    pages = []
+    with page_opener(browser) as open_page:
 
-    def open_at(view: dict, query: str = "window=60"):
+        def open_at(view: dict, query: str = "window=60"):
+            server.post("/api/runs/stop-all", json={})
+            page = open_page(f"{server.url}/?{query}", view)
+            page.wait_for_selector("article.scenario")
+            if page.is_enabled("#clear-finished"):
+                page.click("#clear-finished")
+            page.wait_for_function("!document.querySelector('.run-row')")
+            return page
+
+        yield open_at
         server.post("/api/runs/stop-all", json={})
-        page = new_page(browser, view)
-        pages.append(page)
-        page.goto(f"{server.url}/?{query}")
-        page.wait_for_function("document.body.dataset.connection === 'connected'")
-        page.wait_for_selector("article.scenario")
-        if page.is_enabled("#clear-finished"):
-            page.click("#clear-finished")
-        page.wait_for_function("!document.querySelector('.run-row')")
-        return page
-
-    yield open_at
-    errors = [e for p in pages for e in p.errors]
-    for p in pages:
-        p.context.close()
-    server.post("/api/runs/stop-all", json={})
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 # JS: import one of the page's own modules, from where the page loaded its main module
