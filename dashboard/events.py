@@ -19,7 +19,7 @@ import time
 from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 
-from . import access, errors, memory, replay_events, trees, validate
+from . import access, errors, memory, replay_events, shared_json, trees, validate
 from .extension import get_memdash
 from .replay import ReplaySource
 
@@ -52,6 +52,26 @@ class RateLimiter:
     def forget(self, sid: str) -> None:
         with self._lock:
             self._buckets.pop(sid, None)
+
+
+_backfills = shared_json.Shared()
+
+
+def shared_backfill(target, since, window, max_points) -> tuple[object, float]:
+    """``history.backfill`` as (samples, bucket), its cached part encoded once: viewers who
+    join within the same bucket (a room joining at once) share that text and encode only the
+    filling bucket's few samples. A replay's history is read as it is, for each viewer."""
+    history = target.history
+    parts = getattr(history, "backfill_parts", None)
+    if parts is None:
+        return history.backfill(since, window, max_points)
+    head, tail, bucket = parts(since, window, max_points)
+    if not tail or not head:  # all full-rate samples (a short span): nothing shared
+        return head or tail, bucket
+    # The head list's identity names it while the history's cache holds it; it is kept
+    # with its encoding, so the id is never that of a newer list.
+    text = _backfills.get(id(head), lambda: (head, shared_json.encode(head)))[1].text
+    return shared_json.Encoded(text[:-1] + "," + shared_json.encode(tail).text[1:]), bucket
 
 
 def parse_backfill(payload: dict) -> tuple[float | None, int]:
@@ -164,7 +184,7 @@ def register(socketio: SocketIO, replay: ReplaySource | None = None) -> None:
         # The socket receives batches from now on; the history is read after: a sample may
         # arrive twice, never be missed. A long history comes as at most max_points samples
         # (min and max per bucket, so spikes stay), shared by every viewer who asks the same.
-        samples, bucket = target.history.backfill(since, window, max_points)
+        samples, bucket = shared_backfill(target, since, window, max_points)
         ack = {
             "pid": pid,
             "children": children,

@@ -16,7 +16,8 @@ import socketio
 from flask import Flask, current_app
 from flask_socketio import SocketIO
 
-from . import access, errors
+from . import access, errors, shared_json
+from .fanout import Fanout
 from .recorder_sink import RecorderSink
 from .reporters.sources import HeapSources
 from .sampler import Sampler
@@ -32,6 +33,7 @@ class JsonPacket(socketio.packet.Packet):
     looking for bytes (it showed in profiles of late joiners' large acks)."""
 
     uses_binary_events = False
+    json = shared_json  # json, plus text encoded once for many viewers (late joiners' backfill)
 
 
 class Memdash:
@@ -59,6 +61,7 @@ class Memdash:
             cors_allowed_origins=lambda origin, environ=None: self.access.origin_ok(origin),
         )
         app.wsgi_app = access.AccessGuard(app.wsgi_app, self.access)  # outermost: sees all
+        self.fanout = Fanout(self.socketio.server)  # one frame per message, for every viewer
         self.roles: dict[str, str] = {}  # connected socket id -> presenter / audience
         self.view: dict | None = None  # what the presenter shows, relayed to the audience
         self._view_lock = threading.Lock()
@@ -98,38 +101,30 @@ class Memdash:
         app.extensions["memdash"] = self
 
     def _emit(self, event: str, payload: dict | list, to: str | list[str] | None) -> None:
-        """The sampler's and the pool's way out: ``to`` is a socket id, a list of them (one
-        encoding for all: python-socketio encodes once per emit without a callback), or None
-        for all. A viewer that stopped reading is dropped here: its Engine.IO queue (one per
-        client, unbounded, drained by a writer thread blocked on the stalled socket) holding
-        more than ``max_queued`` messages (10 s of flushes) means it has not read for that long.
-        """
-        max_queued = 100
+        """The sampler's and the pool's way out: ``to`` is a socket id, a list of them, or None
+        for all. WebSocket viewers get one frame, built once, written by :class:`Fanout`; the
+        others (long-polling, mid-upgrade) the ordinary emit, also encoded once per call."""
         if self.recorder is not None and event in ("run", "mark"):
             self._record(event, payload)
-        if isinstance(payload, list):  # batches (Sampler.flush): one Socket.IO argument each
-            payload = tuple(payload)  # python-socketio sends a tuple as several arguments
-        if event == "samples" and to is not None:
-            server = self.socketio.server
-            sids = [to] if isinstance(to, str) else to
-            live = []
-            for sid in sids:
-                eio_sid = server.manager.eio_sid_from_sid(sid, "/")
-                sock = server.eio.sockets.get(eio_sid) if eio_sid else None
-                if sock is None or sock.queue.qsize() <= max_queued:
-                    live.append(sid)
-                    continue
-                log.warning(
-                    "dropping viewer %s: it has not read its last %d messages (stalled)",
-                    sid,
-                    sock.queue.qsize(),
-                )
-                # Not eio.disconnect(): it waits for the queue to drain, which never happens.
-                sock.close(wait=False, abort=True, reason="stalled: not reading")
-            if not live:
-                return
-            to = live
-        self.socketio.emit(event, payload, to=to)
+        args = tuple(payload) if isinstance(payload, list) else (payload,)  # batches: one arg each
+        rest = self.fanout.send(event, args, to)
+        if rest:
+            self.socketio.emit(event, args if len(args) != 1 else args[0], to=self._reading(rest))
+
+    def _reading(self, sids: list[str]) -> list[str]:
+        """``sids`` without the polling viewers that stopped fetching: an Engine.IO queue (one
+        per client, unbounded) holding more than 100 messages (10 s of flushes) is dropped."""
+        server, live = self.socketio.server, []
+        for sid in sids:
+            eio_sid = server.manager.eio_sid_from_sid(sid, "/")
+            sock = server.eio.sockets.get(eio_sid) if eio_sid else None
+            if sock is None or sock.queue.qsize() <= 100:
+                live.append(sid)
+                continue
+            log.warning("dropping viewer %s: it has not read its last 100 messages", sid)
+            # Not eio.disconnect(): it waits for the queue to drain, which never happens.
+            sock.close(wait=False, abort=True, reason="stalled: not reading")
+        return live
 
     # -- recording -----------------------------------------------------------------------------
 

@@ -91,6 +91,11 @@ class History:
         """Full-rate samples held (the tiers' buckets not counted)."""
         return self._seq - self._first
 
+    @property
+    def version(self) -> int:
+        """Samples ever appended: what a backfill returns changes only when this does."""
+        return self._seq
+
     def nbytes(self) -> int:
         """Bytes the columns' buffers have allocated, full rate and tiers: what the history of
         a watched process costs (for benchmarks and tests)."""
@@ -206,8 +211,16 @@ class History:
     def backfill(
         self, since: float | None = None, window: float | None = None, max_points: int = 2000
     ) -> tuple[list[dict], float]:
+        """``(samples, bucket)``: :meth:`backfill_parts`' two lists as one."""
+        head, tail, bucket = self.backfill_parts(since, window, max_points)
+        return head + tail, bucket
+
+    def backfill_parts(
+        self, since: float | None = None, window: float | None = None, max_points: int = 2000
+    ) -> tuple[list[dict], list[dict], float]:
         """What a viewer joining now needs to draw ``window`` seconds (all when None) after
-        ``since`` (a reconnecting viewer's last sample; None for all): ``(samples, bucket)``.
+        ``since`` (a reconnecting viewer's last sample; None for all): ``(head, tail, bucket)``,
+        the samples being ``head + tail``.
 
         ``bucket`` is 0.0 when the samples are every sample of the span (at most ``max_points``,
         all full-rate); otherwise the span is cut into buckets of ``bucket`` seconds (aligned to
@@ -217,13 +230,14 @@ class History:
         past the full-rate samples reads the tiers' minima and maxima too (tiers.envelope_rows)
         and ``bucket`` is at least the coarsest tier width read (1 or 60 s). Complete buckets
         are cached per (window, max_points, bucket range): viewers who join within the same
-        bucket share one computation and one list (do not modify it). The oldest bucket is
-        whole, so it may reach up to one bucket before the span."""
+        bucket share one computation and one ``head`` list (do not modify it; its identity names
+        it); ``tail`` is the filling bucket's samples. The oldest bucket is whole, so it may
+        reach up to one bucket before the span."""
         max_points = max(2, int(max_points))
         with self.lock:
             n = len(self)
             if n == 0:
-                return [], 0.0
+                return [], [], 0.0
             times = self._times()
             newest = times[n - 1]
             start = -math.inf if window is None else newest - window
@@ -232,7 +246,7 @@ class History:
             tiers = [t for t in (self.minutes, self.seconds) if len(t) and t.t[-1] > start]
             first = bisect.bisect_right(times, start)
             if not tiers and n - first <= max_points:
-                return self._rows(first, n), 0.0
+                return self._rows(first, n), [], 0.0
             oldest = tiers[0].t[tiers[0].after(start)] if tiers else times[first]
             span = window if window is not None else newest - oldest
             width = _nice(span / (max_points // 2))
@@ -246,7 +260,7 @@ class History:
                 if whole:
                     self._cache = {key: cached}  # only the newest: older keys will not come back
             reduced, coarsest = cached
-            return reduced + self._rows(tail, n), max(width, coarsest)
+            return reduced, self._rows(tail, n), max(width, coarsest)
 
     def _envelope(
         self, times: array, b0: int, b1: int, width: float, tail: int

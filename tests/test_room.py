@@ -45,8 +45,9 @@ def test_share_prints_lan_urls_and_a_qr_code(ns):
         # Then both URLs name the namespace's own address, never 0.0.0.0
         assert server.presenter.startswith(f"http://{ns.address}:")
         assert server.audience == server.presenter.split("?")[0]
+        # And the QR code follows them (printed after the URLs: wait for it, not assume it)
+        wait_for(lambda: "▀" in server.output() or "▄" in server.output(), 10, "the QR code")
         assert "0.0.0.0" not in server.output()
-        assert "▀" in server.output() or "▄" in server.output()  # the QR code
     finally:
         server.stop()
 
