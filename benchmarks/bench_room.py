@@ -143,7 +143,8 @@ def cpu(proc: psutil.Process) -> float:
 
 
 def case_room(idle: IdleProcesses, viewers: int, pids: int, args) -> list:
-    with Server(interval=INTERVAL) as server:
+    # --max-viewers defaults to 200: a larger room is asked for, as a presenter would.
+    with Server("--max-viewers", str(max(200, viewers)), interval=INTERVAL) as server:
         sp = psutil.Process(server.pid)
         progress(f"room: {viewers} viewers x {pids} PIDs, {args.seconds:.0f} s")
         at = time.time() + 3  # client processes start (spawn) meanwhile

@@ -15,8 +15,9 @@ How, without forking the libraries:
 - :meth:`Fanout.send` writes with ``MSG_DONTWAIT``: it never waits for a viewer. What a
   viewer's socket does not take stays in that viewer's backlog; its own writer thread is woken
   (an Engine.IO NOOP packet) to finish it, blocking only itself.
-- A backlog over ``max_backlog`` bytes means the viewer stopped reading while the kernel's
-  buffers filled: it is dropped (socket shut down) with a logged reason.
+- A backlog over ``max_backlog`` bytes, or one waiting for ``max_behind`` seconds, means the
+  viewer stopped reading while the kernel's buffers filled: it is dropped (socket shut down)
+  with a logged reason.
 
 Frames are never compressed here: permessage-deflate, where a browser negotiated it, keeps
 a context per connection, and RFC 7692 lets any message go uncompressed (RSV1 clear).
@@ -29,6 +30,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from typing import Iterable
 
 import engineio
@@ -39,9 +41,11 @@ from wsproto.frame_protocol import FrameProtocol
 log = logging.getLogger(__name__)
 
 MAX_BACKLOG = 256 * 1024  # bytes the kernel would not take: ~25 s of a 5-process viewer
+MAX_BEHIND = 15.0  # seconds a viewer's kernel buffer may stay full (a slow link's big ack: less)
 # A viewer's kernel send buffer (Linux doubles it): bounded, so a stalled viewer is found in
-# tens of seconds and costs the machine little, instead of the ~4 MiB autotuning allows.
-SNDBUF = 128 * 1024
+# seconds (~13 s of a 5-process viewer's samples) and costs the machine little, instead of the
+# ~4 MiB autotuning allows.
+SNDBUF = 64 * 1024
 
 
 class _TrackedWebSocket(SimpleWebSocketWSGI):
@@ -55,6 +59,7 @@ class _TrackedWebSocket(SimpleWebSocketWSGI):
         self.backlog_lock = threading.Lock()  # guards ``backlog`` only, never held for I/O
         self.backlog = bytearray()
         self.woken = False
+        self.behind_since: float | None = None  # when the backlog last started to fill
         self.dropped = False
         self.tuned = False  # its send buffer bounded (on the first fan-out write)
         self.fanout._opened(self)
@@ -81,6 +86,7 @@ class _TrackedWebSocket(SimpleWebSocketWSGI):
             with self.backlog_lock:
                 if not self.backlog:
                     self.woken = False
+                    self.behind_since = None
                     return
                 chunk = bytes(self.backlog)
             if blocking:
@@ -117,10 +123,15 @@ class Fanout:
     (polling or upgrading clients), for the caller's ordinary emit."""
 
     def __init__(
-        self, server: socketio.Server, max_backlog: int = MAX_BACKLOG, sndbuf: int = SNDBUF
+        self,
+        server: socketio.Server,
+        max_backlog: int = MAX_BACKLOG,
+        sndbuf: int = SNDBUF,
+        max_behind: float = MAX_BEHIND,
     ) -> None:
         self.server = server
         self.max_backlog = max_backlog
+        self.max_behind = max_behind
         self.sndbuf = sndbuf
         self._open: dict[str, _TrackedWebSocket] = {}  # Engine.IO sid -> its WebSocket
         self._lock = threading.Lock()
@@ -184,20 +195,25 @@ class Fanout:
                 return  # the connection is going; Engine.IO's reader notices and closes it
             finally:
                 ws.io_lock.release()
+        now = time.monotonic()
         with ws.backlog_lock:
             waiting, wake = len(ws.backlog), bool(ws.backlog) and not ws.woken
             ws.woken = ws.woken or wake
-        if waiting > self.max_backlog:
-            self._drop(ws, waiting)
+            if waiting and ws.behind_since is None:
+                ws.behind_since = now
+            behind = now - ws.behind_since if waiting else 0.0
+        if waiting > self.max_backlog or behind > self.max_behind:
+            self._drop(ws, waiting, behind)
         elif wake:  # its own writer thread finishes the frame, blocking only itself
             ws.eio_socket.queue.put(engineio.packet.Packet(engineio.packet.NOOP))
 
-    def _drop(self, ws: _TrackedWebSocket, waiting: int) -> None:
+    def _drop(self, ws: _TrackedWebSocket, waiting: int, behind: float) -> None:
         ws.dropped = True
         log.warning(
-            "dropping viewer %s: %d KiB not taken by its socket (stalled: not reading)",
+            "dropping viewer %s: %d KiB not taken by its socket for %.0f s (stalled: not reading)",
             ws.eio_socket.sid,
             waiting // 1024,
+            behind,
         )
         try:  # wakes its reader (EOF) and writer (EPIPE); Engine.IO then closes the session
             ws.ws.sock.shutdown(socket.SHUT_RDWR)

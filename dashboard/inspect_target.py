@@ -3,7 +3,7 @@
 Every check here happens before any signal is sent: a live ``node`` executable of this user
 (not a zombie), the port SIGUSR1 will open (from --inspect-port / NODE_OPTIONS, default 9229)
 free of other listeners. Running Python programs: PEP 768 (``sys.remote_exec``) needs
-Python >= 3.14 on both sides.
+Python >= 3.14 in the target (memdash calls it through the target's own interpreter).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import urllib.request
 from typing import Optional
 
@@ -71,14 +70,21 @@ def runtime_of(pid: int) -> str:
 def check_node(pid: int) -> psutil.Process:
     """The process, if it is a live ``node`` of this user; InspectError otherwise."""
     if runtime_of(pid) != "node":
-        raise InspectError(python_attach_message(pid))
+        raise InspectError(
+            python_attach_message(pid)
+            or f"process {pid} is a Python program: attach with `memdash --pid {pid} --inspect`"
+        )
     return _process(pid)
 
 
 def python_version_of(pid: int) -> Optional[tuple[int, int]]:
     """The Python version a process runs, from its executable's name (python3.11) or maps."""
     proc = _process(pid)
-    for name in (_exe_name(proc), os.path.basename(os.path.realpath(f"/proc/{pid}/exe"))):
+    try:
+        real = os.path.basename(os.path.realpath(f"/proc/{pid}/exe"))
+    except OSError:  # not dumpable (e.g. setuid): the kernel hides its executable
+        real = ""
+    for name in (_exe_name(proc), real):
         match = _PYTHON_EXE.match(name)
         if match:
             return int(match.group(1)), int(match.group(2))
@@ -92,17 +98,18 @@ def python_version_of(pid: int) -> Optional[tuple[int, int]]:
     return None
 
 
-def python_attach_message(pid: int, local: tuple[int, int] | None = None) -> str:
-    """Why a running Python program cannot be attached to, or "" when it can (PEP 768)."""
-    local = local or sys.version_info[:2]
+def python_attach_message(pid: int) -> str:
+    """Why a running Python program cannot be attached to, or "" when it can: PEP 768
+    (``sys.remote_exec``) needs Python >= 3.14 in the target. memdash itself may run on an
+    older Python: the call is made through the target's own interpreter (reporters/attach.py)."""
     target = python_version_of(pid)
-    if local >= (3, 14) and target is not None and target >= (3, 14):
+    if target is not None and target >= (3, 14):
         return ""
     shown = "an unknown Python" if target is None else f"Python {target[0]}.{target[1]}"
     return (
-        f"process {pid} runs {shown} and memdash runs on Python {local[0]}.{local[1]}: "
-        "attaching to a running Python program needs Python >= 3.14 on both sides "
-        "(sys.remote_exec, PEP 768); start it with `memdash run -- python ...` instead"
+        f"process {pid} runs {shown}: attaching to a running Python program needs "
+        "Python >= 3.14 in that program (sys.remote_exec, PEP 768); "
+        "start it with `memdash run -- python ...` instead"
     )
 
 

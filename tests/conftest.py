@@ -263,3 +263,22 @@ def shots(tmp_path):
     where = Path(os.environ.get("MEMDASH_SHOTS") or tmp_path)
     where.mkdir(parents=True, exist_ok=True)
     return where
+
+
+@pytest.fixture
+def procs():
+    """Start programs (text pipes, line-buffered); each is killed and reaped after the test."""
+    started: list[subprocess.Popen] = []
+
+    def start(argv, **kw) -> subprocess.Popen:
+        kw.setdefault("stdin", subprocess.PIPE)
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        started.append(subprocess.Popen(argv, text=True, bufsize=1, **kw))
+        return started[-1]
+
+    yield start
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.wait()

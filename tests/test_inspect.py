@@ -8,13 +8,13 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import time
 
 import psutil
 import pytest
 
 from dashboard.inspector import Inspector
+from tests._inspect import memdash, not_signalled, one_line_error
 from tests.conftest import ROOT, Server, wait_for
 
 PROGRAMS = ROOT / "tests" / "programs"
@@ -30,47 +30,11 @@ def listening(pid: int) -> set[int]:
     return {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN}
 
 
-@pytest.fixture
-def procs():
-    started: list[subprocess.Popen] = []
-
-    def start(argv, **kw) -> subprocess.Popen:
-        kw.setdefault("stdin", subprocess.PIPE)
-        kw.setdefault("stdout", subprocess.PIPE)
-        kw.setdefault("stderr", subprocess.PIPE)
-        started.append(subprocess.Popen(argv, text=True, bufsize=1, **kw))
-        return started[-1]
-
-    yield start
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-
-
 def node(procs, code: str) -> subprocess.Popen:
     """``node -e code`` that has printed "ready" (so its SIGUSR1 handling is in place)."""
     p = procs([NODE, "-e", f"{code}; console.log('ready')"])
     assert p.stdout.readline().strip() == "ready"
     return p
-
-
-def memdash(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dashboard", "--no-browser", "--port", "0", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def one_line_error(result: subprocess.CompletedProcess, fragment: str) -> str:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("memdash: error:"), result.stderr
-    assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def heap_samples(server: Server, pid: int, since: float = 0.0) -> list[dict]:
@@ -169,31 +133,6 @@ def test_heap_snapshot_and_leak_report_through_the_inspector(procs, tmp_path):
 
 
 # -- refusals: before any signal --------------------------------------------------------------
-
-PY_USR1 = (
-    "import signal, sys\n"
-    "signal.signal(signal.SIGUSR1, lambda *a: print('usr1', flush=True))\n"
-    "print('ready', flush=True)\n"
-    "for line in sys.stdin:\n"
-    "    print('pong', flush=True)\n"
-)
-
-
-def not_signalled(target: subprocess.Popen) -> None:
-    """A target that prints on SIGUSR1 answers two pings with two pongs and nothing else:
-    a signal sent before memdash exited would have been handled before the first ping."""
-    for _ in range(2):
-        target.stdin.write("ping\n")
-        target.stdin.flush()
-        assert target.stdout.readline().strip() == "pong"
-
-
-def test_inspect_refuses_a_python_process_without_signalling_it(procs):
-    target = procs([sys.executable, "-c", PY_USR1])
-    assert target.stdout.readline().strip() == "ready"
-    line = one_line_error(memdash("--pid", str(target.pid), "--inspect"), "Python >= 3.14")
-    assert "sys.remote_exec" in line and "memdash run" in line
-    not_signalled(target)
 
 
 def test_inspect_refuses_a_process_that_is_not_node(procs):

@@ -32,7 +32,7 @@ from .startup import (  # noqa: F401  (bind_socket and serve: dashboard.__main__
 
 def attach_inspectors(pids: list[int], heaps: HeapSources, on_heap) -> None:
     """``--inspect``: attach to each pid, every one checked before any is signalled. Node:
-    its inspector (CDP); Python >= 3.14 on both sides: the reporter through sys.remote_exec.
+    its inspector (CDP); Python >= 3.14: the reporter through sys.remote_exec (reporters/attach.py).
     UsageError with the one-line reason; those already attached are detached again."""
     runtimes = {}
     for pid in pids:
@@ -48,8 +48,13 @@ def attach_inspectors(pids: list[int], heaps: HeapSources, on_heap) -> None:
             if runtimes[pid] == "python":
                 if heaps.receiver is None:
                     heaps.receiver = Receiver(on_heap).start()
-                attach_python(pid, heaps.receiver.path)
-                print(f"memdash: asked python {pid} to report its heap", file=sys.stderr)
+                attach_python(pid, heaps.receiver)
+                print(
+                    f"memdash: attached to python {pid} (sys.remote_exec: a reporter thread "
+                    "in it sends its heap until memdash stops)",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 continue
             heaps.inspectors[pid] = Inspector(pid, on_heap).attach()
         except (InspectError, OSError, RuntimeError) as e:

@@ -1,7 +1,9 @@
 """memdash's Python reporter: a quiet thread that sends this interpreter's own figures.
 
 Started by the ``sitecustomize`` next to this file when ``MEMDASH_REPORT`` names the Unix
-socket of a memdash receiver. Once a second it sends one JSON line over its own connection:
+socket of a memdash receiver, or in a running Python >= 3.14 by ``memdash --pid PID --inspect``
+(``sys.remote_exec``, dashboard/reporters/attach.py); it ends when that socket goes away.
+Once a second it sends one JSON line over its own connection:
 ``sys.getallocatedblocks()``, gc counters and, with ``MEMDASH_TRACEMALLOC=1``, tracemalloc's
 traced current/peak. The receiver learns who is talking from the kernel (SO_PEERCRED), so a
 forked child opens a connection of its own.
@@ -307,8 +309,12 @@ def start(path=None, traced=None) -> None:
     global _reporter
     try:
         path = path or os.environ.get("MEMDASH_REPORT")
-        if not path or _reporter is not None:
+        if not path:
             return
+        if _reporter is not None and not _reporter.dead and _reporter.path == path:
+            return  # already reporting there
+        # Else a first start, or an attach (sys.remote_exec) after the receiver of an earlier
+        # one went away (that reporter is dead: its thread has ended) or towards another one.
         if traced is None:
             traced = os.environ.get("MEMDASH_TRACEMALLOC") == "1"
         if traced:
