@@ -312,8 +312,14 @@ def case_stalled(idle: IdleProcesses, args) -> list:
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         )
         # Speak just enough to watch (client frames must be masked), then never read again.
-        for text in ["40", *(f'42{i}["watch",{{"pid":{p}}}]' for i, p in enumerate(pids))]:
-            stalled.sendall(_masked(text.encode()))
+        # Each step waits for the server's answer: frames sent along with the upgrade request
+        # are lost (the HTTP server has read them into its own buffer).
+        _read_until(stalled, b'"sid"')  # the 101 answer and Engine.IO's open packet
+        stalled.sendall(_masked(b"40"))
+        _read_until(stalled, b"40{")  # Socket.IO connected
+        for i, p in enumerate(pids):
+            stalled.sendall(_masked(f'42{i}["watch",{{"pid":{p}}}]'.encode()))
+            _read_until(stalled, f"43{i}[".encode())  # its ack (with its backfill)
         at = time.time() + 3
         go = at + 3
         r0 = sp.memory_info().rss
@@ -349,6 +355,19 @@ def case_stalled(idle: IdleProcesses, args) -> list:
         f"{100 * min(result['counts']) / expected:.1f}",
         f"{percentile(ms, 95):.1f}",
     ]
+
+
+def _read_until(sock: socket.socket, marker: bytes, timeout: float = 10.0) -> None:
+    """Read ``sock`` until ``marker`` has arrived (frames are not parsed: a marker is enough)."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError(f"connection closed before {marker!r}")
+        seen = seen[-len(marker) :] + chunk
+    sock.settimeout(None)
 
 
 def _masked(payload: bytes) -> bytes:

@@ -87,8 +87,15 @@ def room(tmp_path):
         assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-def connected(page) -> None:
-    page.wait_for_function("document.body.dataset.connection === 'connected'")
+def connected(page, server=None) -> None:
+    """The page's Socket.IO connection is up. Failing, say what the page and the server saw
+    (this wait once timed out, unexplained, in one full run out of six)."""
+    try:
+        page.wait_for_function("document.body.dataset.connection === 'connected'")
+    except Exception as e:
+        state = page.evaluate("document.body.dataset.connection")
+        log = server.output()[-3000:] if server is not None else ""
+        raise AssertionError(f"page at {page.url} is {state!r}, not connected ({e});\n{log}") from e
 
 
 def visible(page, selectors: list[str]) -> list[str]:
@@ -111,7 +118,7 @@ def test_the_audience_follows_the_presenter_read_only(room, sleeper, shots):
 
     # Given the presenter link: the token is exchanged for a cookie and leaves the address bar
     presenter.goto(server.presenter)
-    connected(presenter)
+    connected(presenter, server)
     assert "token" not in presenter.url
     assert presenter.evaluate("document.body.dataset.role") == "presenter"
     assert "token" not in presenter.evaluate("document.cookie")  # HttpOnly
@@ -125,7 +132,7 @@ def test_the_audience_follows_the_presenter_read_only(room, sleeper, shots):
 
     # and the audience link: a page with no control that starts, stops or changes anything
     audience.goto(server.audience)
-    connected(audience)
+    connected(audience, server)
     audience.wait_for_selector("article.scenario")
     room_state = audience.evaluate("window.memdash.state.room")
     assert {k: room_state[k] for k in ("role", "shared", "following")} == {

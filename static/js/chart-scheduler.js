@@ -12,16 +12,15 @@ import { state } from "./state.js";
 const MIN_FLUSH_MS = 100;
 const MAX_FLUSH_MS = 1000;
 const ALL_WINDOW_GUESS_S = 900; // "all" has no fixed span; treat it like the longest window
-const AXIS_MARGINS_PX = 120;
 
 export class RedrawScheduler {
   /**
    * `draw(full)` does the drawing: full=true after invalidate(), else only new points.
-   * `widthPx()` is the chart's width now.
+   * `plotPx()` is the plot area's width now (the chart's, without its axes: charts.js).
    */
-  constructor(draw, widthPx) {
+  constructor(draw, plotPx) {
     this.draw = draw;
-    this.widthPx = widthPx;
+    this.plotPx = plotPx;
     this.full = true;   // the next frame redraws everything
     this.queued = false;
     this.lastFlush = 0;
@@ -52,7 +51,6 @@ export class RedrawScheduler {
   interval() {
     if (this.full) return MIN_FLUSH_MS; // structural changes show at once
     const spanMs = (state.settings.window || ALL_WINDOW_GUESS_S) * 1000;
-    const plotPx = Math.max(300, this.widthPx() - AXIS_MARGINS_PX);
-    return Math.min(MAX_FLUSH_MS, Math.max(MIN_FLUSH_MS, spanMs / plotPx));
+    return Math.min(MAX_FLUSH_MS, Math.max(MIN_FLUSH_MS, spanMs / this.plotPx()));
   }
 }

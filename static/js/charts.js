@@ -39,7 +39,7 @@ export class Chart {
     this.hooked = false;
     this.redraws = new RedrawScheduler(
       (full) => (full ? this.rebuild() : !state.settings.paused && this.extend()),
-      () => this.el.clientWidth,
+      () => this.plotPx(),
     );
     // Plotly's `responsive` follows window resizes only; the stage also changes size when
     // the bars wrap, presenter mode toggles or the side column changes (and the time ticks
