@@ -19,6 +19,11 @@ How, without forking the libraries:
   viewer stopped reading while the kernel's buffers filled: it is dropped (socket shut down)
   with a logged reason.
 
+Order: a fan-out frame may overtake what still waits in a viewer's Engine.IO queue (an ack,
+even the Socket.IO connect answer); socket.io-client buffers events until its namespace is
+connected, and the page merges samples by time (state.js), so one that comes before its
+watch's ack, or twice, is drawn once.
+
 Frames are never compressed here: permessage-deflate, where a browser negotiated it, keeps
 a context per connection, and RFC 7692 lets any message go uncompressed (RSV1 clear).
 Polling clients, and WebSockets still upgrading, are returned to the caller for the ordinary
