@@ -287,16 +287,20 @@ def test_runs_share_a_colour_leaky_solid_fixed_dashed_and_clear_finished(stage):
     assert traces["leaky"]["colour"] == traces["fixed"]["colour"]
     assert (traces["leaky"]["dash"], traces["fixed"]["dash"]) == ("solid", "dash")
     for variant, dash in (("leaky", "solid"), ("fixed", "dash")):
-        sw = page.locator(f'.run-row[data-variant="{variant}"] .swatch')
-        assert sw.get_attribute("data-dash") == dash
-        css = sw.evaluate("e => getComputedStyle(e).borderTopColor")
+        # Read the swatch in one evaluation: the runs list redraws its rows now and then, and
+        # an element found earlier may be detached by then (its computed colour is "").
+        swatch = page.evaluate(
+            "sel => { const e = document.querySelector(sel);"
+            " return [e.dataset.dash, getComputedStyle(e).borderTopColor]; }",
+            f'.run-row[data-variant="{variant}"] .swatch',
+        )
         rgb = page.evaluate(
             "c => { const d = document.createElement('i'); d.style.color = c;"
             " document.body.append(d); const v = getComputedStyle(d).color;"
             " d.remove(); return v; }",
             traces[variant]["colour"],
         )
-        assert css == rgb
+        assert swatch == [dash, rgb]
     # start labels do not overlap on the chart
     boxes = page.evaluate(
         "[...document.querySelectorAll('#chart .annotation-text-g')].map(a => {"
