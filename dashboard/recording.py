@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 class Recorder:
     """Writes one session to ``path`` on its own thread; every ``add_*`` only enqueues.
 
-    The writer commits whatever is queued in one transaction as soon as it arrives (one per
-    flush at 10 flushes a second), so a ``kill -9`` loses at most the last flush or two.
+    The writer gathers ``commit_every`` seconds of flushes into one transaction (a commit per
+    flush cost as much CPU as its samples), so a ``kill -9`` loses at most the last second;
+    ``flush()`` and ``close()`` commit at once.
     Batches are stored by reference: do not change them after handing them over (the
     sampler's flush hands over fresh lists). A write error (disk full, read-only disk) stops
     recording: ``error`` says why, ``on_error(message)`` is called once, later calls are
@@ -58,9 +59,12 @@ class Recorder:
         interval: float = 0.1,
         started_at: float | None = None,
         on_error: Callable[[str], None] | None = None,
-        max_queue: int = 600,
+        max_queue: int = 10_000,
+        commit_every: float = 1.0,
     ):
         self.path = Path(path)
+        self.commit_every = commit_every
+        self._urgent = threading.Event()  # a flush() or close() is waiting: commit now
         self.on_error = on_error
         self._lock_fd = -1
         self.max_queue = max_queue  # batches (one per flush and process) waiting to be written
@@ -174,6 +178,7 @@ class Recorder:
         """Wait until everything queued so far is written; True when it was committed."""
         done = threading.Event()
         self._queue.put(("sync", done))
+        self._urgent.set()
         if not self._thread.is_alive():
             return False
         return done.wait(timeout) and self.error is None
@@ -181,6 +186,7 @@ class Recorder:
     def close(self, timeout: float = 10.0) -> None:
         if self._thread.is_alive():
             self._queue.put(("stop",))
+            self._urgent.set()
             self._thread.join(timeout)
 
     def status(self) -> dict:
@@ -199,6 +205,9 @@ class Recorder:
         try:
             while True:
                 items = [self._queue.get()]
+                if items[0][0] not in ("sync", "stop"):
+                    self._urgent.wait(self.commit_every)  # gather a second of flushes
+                self._urgent.clear()
                 while len(items) < 5000:  # one transaction for all that is waiting
                     try:
                         items.append(self._queue.get_nowait())
@@ -218,7 +227,7 @@ class Recorder:
                     item[1].set()
 
     def _write(self, items: list[tuple]) -> bool:
-        syncs, stop, stats = [], False, {}
+        syncs, stop, stats, collected = [], False, {}, {}
         rows = self._rows
         handlers = {"process": rows.process, "exit": rows.exit, "run": rows.run,
                     "mark": rows.mark, "tool": rows.tool}  # fmt: skip
@@ -227,13 +236,14 @@ class Recorder:
             for item in items:
                 kind = item[0]
                 if kind == "batches":
-                    rows.samples(item[1], stats)
+                    rows.collect(item[1], collected)
                 elif kind == "sync":
                     syncs.append(item[1])
                 elif kind == "stop":
                     stop = True
                 else:
                     handlers[kind](*item[1:])
+            rows.samples(collected, stats)
             # The per-process summary (first_t, last_t, samples) is brought up to date once a
             # second and on flush/close, not at every flush: twenty UPDATEs ten times a second
             # cost as much CPU as the samples themselves. After a crash it may lag a second.

@@ -44,22 +44,29 @@ class RowWriter:
         ).fetchone()
         self.ids[(pid, children)] = row[0]
 
-    def samples(self, batches: list[dict], stats: dict) -> None:
-        insert = f"INSERT OR IGNORE INTO samples VALUES ({', '.join('?' * (len(FIELDS) + 2))})"
+    def collect(self, batches: list[dict], rows: dict[int, list[tuple]]) -> None:
+        """A flush's samples as rows, added to ``rows`` by process id (resolved now, in queue
+        order, so that a pid reused later in the same transaction gets its own)."""
         for batch in batches:
             if not batch["samples"]:
                 continue
             pid_id = self.id_of(batch["pid"], bool(batch.get("children")))
-            rows = [
+            rows.setdefault(pid_id, []).extend(
                 (pid_id, round(s["t"] * 1000) - self.t0, *[_kib(s.get(f)) for f in KIB_FIELDS],
                  s.get("heap_used"), s.get("heap_total"), s.get("external"), s.get("children"))
                 for s in batch["samples"]
-            ]  # fmt: skip
+            )  # fmt: skip
+
+    def samples(self, rows: dict[int, list[tuple]], stats: dict) -> None:
+        """Insert the collected rows: one statement per process and transaction (per flush,
+        they cost more than the samples); ``stats`` gets each one's (first, last, new)."""
+        insert = f"INSERT OR IGNORE INTO samples VALUES ({', '.join('?' * (len(FIELDS) + 2))})"
+        for pid_id, mine in rows.items():
             before = self.db.total_changes
-            self.db.executemany(insert, rows)
+            self.db.executemany(insert, mine)
             new = self.db.total_changes - before  # a repeated (backfilled) sample is not new
-            first, last, count = stats.get(pid_id, (rows[0][1], rows[0][1], 0))
-            ts = [row[1] for row in rows]
+            ts = [row[1] for row in mine]
+            first, last, count = stats.get(pid_id, (ts[0], ts[0], 0))
             stats[pid_id] = (min(first, *ts), max(last, *ts), count + new)
 
     def exit(self, pid: int, children: bool, t: float, reason: str) -> None:
