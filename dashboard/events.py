@@ -54,7 +54,9 @@ class RateLimiter:
             self._buckets.pop(sid, None)
 
 
-_backfills = shared_json.Shared()
+# A room joining at once asks for a few processes' current buckets: a handful of entries. Each
+# keeps its head list alive, so the cache stays small.
+_backfills = shared_json.Shared(size=16)
 
 
 def shared_backfill(target, since, window, max_points) -> tuple[object, float]:
