@@ -19,9 +19,8 @@ Rules this module keeps, because it runs inside someone else's program:
   process) and starts again in both parent and child.
 
 Commands come back over the same connection, one JSON line each (``{"cmd", "id", ...}``), and
-are answered with one line ``{"reply": id, "type": ...}``. ``leak_report`` (tracemalloc only)
-takes a snapshot, goes on reporting for ``seconds``, then answers with the lines that grew, as
-the leak lab's Python workers do; ``json`` and ``tracemalloc`` are imported only then.
+are answered with one line ``{"reply": id, "type": ...}``: ``leak_report`` (tracemalloc only),
+in ``_memdash_leaks``, imported only then.
 """
 
 import _socket
@@ -179,14 +178,10 @@ class Reporter:
             if len(self.inbox) > 65536:  # no command is that long
                 self.inbox = b""
         if self.leak is not None and time.monotonic() >= self.leak[1]:
-            leak, self.leak = self.leak, None
-            try:
-                import _memdash_leaks
+            import _memdash_leaks
 
-                result = _memdash_leaks.result(*leak[2:])
-            except Exception as e:  # e.g. out of memory for the snapshot: say so, keep reporting
-                result = {"type": "error", "message": f"leak_report failed: {e!r}"}
-            self._reply(leak[0], result)
+            leak, self.leak = self.leak, None
+            self._reply(leak[0], _memdash_leaks.finish(leak))
 
     def _command(self, line: bytes) -> None:
         import json
@@ -197,32 +192,20 @@ class Reporter:
             return
         if not isinstance(cmd, dict):
             return
-        rid, name, seconds = cmd.get("id"), cmd.get("cmd"), cmd.get("seconds", 5)
+        rid, name = cmd.get("id"), cmd.get("cmd")
         if name != "leak_report":
             self._reply(rid, {"type": "error", "message": f"unknown command: {name!r}"})
-        elif not self.traced:
+        elif not self.traced:  # checked here: an attached program cannot import the module
             message = (
                 "leak_report needs tracemalloc: start the program with memdash run --tracemalloc"
             )
             self._reply(rid, {"type": "error", "message": message})
-        elif isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-            self._reply(rid, {"type": "error", "message": "leak_report: seconds must be a number"})
-        elif self.leak is not None:
-            self._reply(rid, {"type": "error", "message": "a leak report is already under way"})
         else:
-            import tracemalloc
-
             import _memdash_leaks  # only when asked: it is not loaded into every program
 
-            seconds = min(max(float(seconds), 0.1), 60.0)
-            try:
-                before = tracemalloc.take_snapshot().filter_traces(_memdash_leaks.ignored())
-            except Exception as e:
-                self._reply(rid, {"type": "error", "message": f"leak_report failed: {e!r}"})
-                return
-            traced = tracemalloc.get_traced_memory()[0]
-            rss = _memdash_leaks.rss()
-            self.leak = (rid, time.monotonic() + seconds, seconds, before, rss, traced)
+            error, self.leak = _memdash_leaks.begin(rid, cmd.get("seconds", 5), self.leak)
+            if error is not None:
+                self._reply(rid, error)
 
     def _reply(self, rid, body: dict) -> None:
         import json
