@@ -207,7 +207,11 @@ def test_members_join_and_leave_and_the_tree_exits_with_its_last_member():
         # Then its exit goes to the tree's viewer, and it leaves the total from then on
         exit_, to = record.exits[0]
         assert exit_["pid"] == first and exit_["children"] is False and to == ("s1",)
-        sampler.tick()
+        # (members are re-read on the tree's detail tick: within a period, not the next tick)
+        wait_for(
+            lambda: (sampler.tick(), first not in total.readers)[1],
+            message="the exited child to leave the tree",
+        )
         assert first not in total.readers
         assert record.series[(parent.pid, True)][-1]["children"] == 1
         assert check_sums(record, parent.pid) >= 5
