@@ -282,8 +282,11 @@ def test_fixed_variant_stays_bounded(runs, scenario, runtime):
     end = run.since_ready()[-1][0]
     assert end > WINDOW - 0.5
     growth = run.floor(end - 2, end) - run.floor(3, 5)
-    # (shared_cache: 4 processes, each warming up its own runtime: 3 MB each)
-    limit = 3 * MB * (1 + len(psutil.Process(run.proc.pid).children()))
+    # (shared_cache: 4 processes, each warming up its own runtime: 3 MB each; Node 4 MB: V8
+    # still grows its young generation by a semi-space step or so in the first seconds, and
+    # 3.1-3.3 MB was seen on fixed Node runs in full-suite runs; the leaky ones grow > 8 MB)
+    per_process = (4 if runtime == "node" else 3) * MB
+    limit = per_process * (1 + len(psutil.Process(run.proc.pid).children()))
     assert growth < limit, f"{run.name} still grew {growth / MB:.1f} MB after warm-up"
     # and it is far from the leaky one
     assert run.since_ready()[-1][1] < runs[f"{scenario}-{runtime}-leaky"].rss[-1][1] or (
