@@ -1,7 +1,9 @@
 """Server CPU: memdash watching 20 PIDs at 10 Hz for 10 viewers, vs psrecord on the same PIDs.
 
 Set-up: ``--pids`` idle Python children; the real server (``python -m dashboard --interval
-0.1``); ``--viewers`` python-socketio clients in this process, each watching every PID; and,
+0.1``); ``--viewers`` python-socketio clients in this process, each watching every PID and saying it
+draws RSS, as the page does with its default metric (``--draw uss``: a metric read from
+smaps_rollup, so USS/PSS/swap are read every second instead of every 10 s); and,
 at the same time, one ``psrecord PID --interval 0.1 --duration D --log FILE`` per PID (psrecord
 watches one PID per process). After a warm-up, CPU time (user + sys, psutil ``cpu_times``) is
 taken from the server and from every psrecord process at the start and end of a ``--seconds``
@@ -104,6 +106,7 @@ def main() -> None:
     p.add_argument("--interval", type=float, default=0.1, help="sampling interval (0.1 s)")
     p.add_argument("--warmup", type=float, default=3, help="seconds before the window (3)")
     p.add_argument("--sequential", action="store_true", help="memdash first, then psrecord")
+    p.add_argument("--draw", default="rss", help="the field the viewers draw (rss; uss: detail)")
     args = p.parse_args()
     if args.quick:
         args.seconds = 15
@@ -129,6 +132,7 @@ def main() -> None:
             progress(f"server pid {server.pid}; connecting {args.viewers} viewers")
             viewers = [Viewer(server.url, keep=False) for _ in range(args.viewers)]
             for v in viewers:
+                v.call("draw", {"fields": [args.draw]})
                 for pid in pids:
                     v.watch(pid)
             errors = [e for v in viewers for e in v.errors]
@@ -176,9 +180,11 @@ def main() -> None:
         if args.sequential:
             rows.append(run_psrecord_only())
 
+    detail_every = 1 if args.draw in ("uss", "pss", "swap", "anon") else 10
     print(
         f"- load: {args.pids} idle Python children watched at interval {args.interval} s by "
-        f"memdash (detail read every 1 s) and by {args.pids} psrecord processes; "
+        f"memdash (viewers draw {args.draw}: detail read every {detail_every} s) and by "
+        f"{args.pids} psrecord processes; "
         f"{args.seconds:.0f} s window after {args.warmup:.0f} s warm-up; "
         f"{'sequential' if args.sequential else 'memdash and psrecord at the same time'}\n"
     )

@@ -16,7 +16,8 @@ from .replay_events import install as install_replay
 
 DEFAULTS = {
     "INTERVAL": 0.1,  # seconds between fast samples (20 ms .. 10 s)
-    "DETAIL_INTERVAL": 1.0,  # seconds between USS/PSS/swap/anon reads of a watched process
+    "DETAIL_INTERVAL": 1.0,  # seconds between USS/PSS/swap/anon reads while a viewer draws one
+    "BACKGROUND_DETAIL_INTERVAL": 10.0,  # ... while the viewers draw none (RSS, language heap)
     "HISTORY_SECONDS": 1800,  # history kept per watched process
     "LINGER": 60.0,  # keep sampling this long after the last viewer left (reconnect backfill)
     "MAX_WATCHES": 32,  # watched processes per viewer

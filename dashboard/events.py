@@ -19,7 +19,7 @@ import time
 from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 
-from . import access, errors, memory, replay_events, shared_json, trees, validate
+from . import access, errors, history, memory, replay_events, shared_json, trees, validate
 from .extension import get_memdash
 from .replay import ReplaySource
 
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 AUDIENCE_ROOM = "audience"
 VIEW_MAX_BYTES = 64 * 1024  # a view names processes and settings, never samples
+DRAWABLE = history.FIELDS[1:]  # sample fields a page may draw ("t" is the x axis)
 RATE, BURST = 10.0, 40  # watch/unwatch per second per socket, and the burst allowed
 
 
@@ -110,6 +111,16 @@ def parse_view(payload: object) -> dict:
     if len(json.dumps(payload)) > VIEW_MAX_BYTES:
         raise errors.BadRequest(f"a view may be at most {VIEW_MAX_BYTES} bytes")
     return payload
+
+
+def parse_draw(payload: object) -> list[str]:
+    """``{"fields": [...]}``: the sample fields the page draws now (its metric's series)."""
+    fields = payload.get("fields") if isinstance(payload, dict) else None
+    if not isinstance(fields, list) or not all(f in DRAWABLE for f in fields):
+        raise errors.BadRequest(
+            f'a draw is an object like {{"fields": ["rss"]}}, of {", ".join(DRAWABLE)}'
+        )
+    return fields
 
 
 def role() -> str:
@@ -208,6 +219,15 @@ def register(socketio: SocketIO, replay: ReplaySource | None = None) -> None:
             raise errors.NotWatching(f"this viewer is not watching pid {pid}")
         return {"pid": pid, "ok": True}
 
+    @handler("draw", audience=True)
+    def draw(payload=None):
+        """What this page draws: the detail figures (smaps_rollup, the costly read) of what it
+        watches are read every detail period while it draws one, less often otherwise."""
+        detail = bool(set(parse_draw(payload)) & set(memory.DETAIL_FIELDS))
+        if replay is None:
+            get_memdash().sampler.draws_detail(request.sid, detail)
+        return {"ok": True, "detail": detail}
+
     @handler("view")
     def view(payload=None):
         """The presenter's screen changed: keep it, and relay it to the audience."""
@@ -224,5 +244,5 @@ def register(socketio: SocketIO, replay: ReplaySource | None = None) -> None:
     def unknown(event, *_args):
         """Events nobody handles get an error ack instead of silence."""
         return errors.UnknownEvent(
-            f"unknown event {event!r}; memdash knows watch, unwatch and view"
+            f"unknown event {event!r}; memdash knows watch, unwatch, draw and view"
         ).body()

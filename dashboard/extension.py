@@ -68,6 +68,7 @@ class Memdash:
         self.sampler = Sampler(
             interval=config["INTERVAL"],
             detail_interval=config["DETAIL_INTERVAL"],
+            background_detail_interval=config["BACKGROUND_DETAIL_INTERVAL"],
             history_seconds=config["HISTORY_SECONDS"],
             linger=config["LINGER"],
             max_targets=config["MAX_TARGETS"],

@@ -191,15 +191,30 @@ class Fanout:
             except OSError:
                 return  # closing already
 
-        with ws.backlog_lock:
-            ws.backlog += frame
         if ws.io_lock.acquire(blocking=False):  # else its writer is on the wire: it drains
             try:
-                ws._drain(blocking=False)
+                with ws.backlog_lock:
+                    direct = not ws.backlog
+                    if not direct:
+                        ws.backlog += frame
+                if not direct:
+                    ws._drain(blocking=False)
+                else:  # the usual case, nothing waiting: straight to the socket
+                    try:
+                        sent = ws.ws.sock.send(frame, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        sent = 0
+                    if sent == len(frame):
+                        return
+                    with ws.backlog_lock:  # the rest of this frame goes on the wire next
+                        ws.backlog[0:0] = frame[sent:]
             except OSError:
                 return  # the connection is going; Engine.IO's reader notices and closes it
             finally:
                 ws.io_lock.release()
+        else:
+            with ws.backlog_lock:
+                ws.backlog += frame
         now = time.monotonic()
         with ws.backlog_lock:
             waiting, wake = len(ws.backlog), bool(ws.backlog) and not ws.woken

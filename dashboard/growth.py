@@ -155,7 +155,7 @@ class GrowthEstimator:
                 self._breaks.append(t)
                 self._version += 1
             self._members = members
-        if self._in_quiet(t, t):
+        if self._quiet and self._in_quiet(t, t):
             return
         key = int(t // self.bucket_s)
         if key != self._bucket_key:

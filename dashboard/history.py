@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 import sys
 import threading
 from array import array
@@ -33,6 +34,7 @@ FIELDS += ("heap_used", "heap_total", "external", "children")
 DENSE = FIELDS[:6]  # in every sample (memory.StatmReader), "t" first
 SPARSE = FIELDS[6:]
 _NAN = float("nan")
+_dense_values = operator.itemgetter(*DENSE)  # in C: the hot path of every sample
 
 
 class _Sparse:
@@ -114,17 +116,21 @@ class History:
             if pos >= self.capacity:
                 pos -= self.capacity
             grow = pos == len(self._dense["t"])
-            found = 0
-            for name, column in self._dense.items():
-                value = sample.get(name)
-                if value is None:
-                    value = _NAN
-                    self._partial.add(name)
-                else:
-                    found += 1
-                if grow:
+            try:
+                values = _dense_values(sample)
+                found = len(DENSE) if None not in values else -1
+            except KeyError:
+                found = -1
+            if found < 0:  # a sample without some fast figure (tests, odd reads)
+                missing = [name for name in DENSE if sample.get(name) is None]
+                self._partial.update(missing)
+                values = tuple(_NAN if name in missing else sample[name] for name in DENSE)
+                found = len(DENSE) - len(missing)
+            if grow:
+                for column, value in zip(self._dense.values(), values, strict=True):
                     column.append(value)
-                else:
+            else:
+                for column, value in zip(self._dense.values(), values, strict=True):
                     column[pos] = value
             seq = self._seq
             self._seq += 1

@@ -24,6 +24,8 @@ class Holders:
         self.max_targets = max_targets
         self.max_members = max_members
         self._targets: dict[tuple[int, bool], Target] = {}
+        # Sockets that draw no detail figure (they said so; see Sampler.draws_detail).
+        self._no_detail: set[str] = set()
         self._lock = threading.Lock()
 
     # -- holders -----------------------------------------------------------------------------
@@ -177,6 +179,7 @@ class Holders:
     def release(self, name: str) -> None:
         """Drop a socket or an owner from every target (a viewer disconnected, a run ended)."""
         with self._lock:
+            self._no_detail.discard(name)
             for target in self._targets.values():
                 self._leave(target, name)
 

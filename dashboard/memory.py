@@ -87,6 +87,9 @@ def read_fast(pid: int) -> dict:
 # -- detail figures ------------------------------------------------------------------------
 
 
+# The detail figures, read from smaps_rollup: ~0.5 ms a read, against ~10 µs for statm.
+DETAIL_FIELDS = ("uss", "pss", "swap", "anon")
+
 # A template, not a constant path, so that tests can point it at a missing file.
 ROLLUP_PATH = "/proc/{pid}/smaps_rollup"
 

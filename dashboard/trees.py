@@ -28,7 +28,7 @@ from .target import TREE_OWNER, Target
 
 MAX_MEMBERS = 256  # drawn members of one tree; more are summed, not drawn
 FAST = ("rss", "vms", "shared", "text", "data")
-DETAIL = ("uss", "pss", "swap", "anon")
+DETAIL = memory.DETAIL_FIELDS
 _serial = itertools.count(1)
 
 GrowthOf = Callable[[int, bool], "dict | None"]

@@ -66,10 +66,10 @@ class Verdicts:
                     estimator.add(sample["t"], sample["rss"], members)
         now = time.time()
         for target, _samples in batches:  # a tree's viewers hear of a new member at once
+            if target.tree is None:
+                continue
             told = self._told.get(target.pid)
-            if target.tree is not None and (
-                told is None or told[:2] != (target, target.tree.version)
-            ):
+            if told is None or told[:2] != (target, target.tree.version):
                 self._tell_tree(target, now)
         if now >= self._next_report:
             self._next_report = now + self.interval

@@ -237,6 +237,24 @@ def test_bad_pid_in_url_shows_an_error_toast_and_the_page_keeps_working(
     )
 
 
+def test_the_page_asks_for_detail_figures_only_while_it_draws_them(allocator, browser_page):
+    page = browser_page
+    # Given a server that reads USS/PSS every 0.1 s while a page draws one of them and
+    # otherwise only in its first second, and a page drawing RSS
+    with Server("--detail-interval", "0.1", "--background-detail-interval", "600") as srv:
+        page.goto(f"{srv.url}/?pid={allocator.pid}&metric=rss")
+        wait_trace_points(page, allocator.pid, n=30)
+        # When the viewer switches to USS
+        page.select_option("#metric", "uss")
+        # Then USS points come at the detail rate (without the page's `draw`, one at most)
+        page.wait_for_function(
+            "pid => window.memdash.traces()"
+            ".some(t => t.pid === pid && t.metric === 'uss' && t.y.length >= 10)",
+            arg=allocator.pid,
+            timeout=10_000,
+        )
+
+
 def test_pause_keeps_buffering_and_resume_catches_up(server, allocator, browser_page):
     page = browser_page
     # Given a watched child with a few points plotted

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from dashboard.testing import Viewer, wait_for
+from dashboard.testing import Server, Viewer, wait_for
 from tests.conftest import MiB, process_age, spawn_with_pid
 
 
@@ -42,6 +42,33 @@ def test_detail_figures_arrive_about_once_a_second(viewer, allocator):
     sample = next(s for s in detail["samples"] if "uss" in s)
     assert {"uss", "pss", "swap", "anon"} <= sample.keys()
     assert 0 < sample["uss"] <= sample["rss"]
+
+
+def test_detail_comes_every_period_only_while_the_viewer_draws_it(allocator):
+    # Given a server that reads detail every 0.1 s while drawn, and otherwise only in its
+    # first period (the background period is 600 s), and a viewer drawing RSS
+    with Server("--detail-interval", "0.1", "--background-detail-interval", "600") as server:
+        flags: list[bool] = []  # per sample received: did it carry the detail figures?
+        viewer = Viewer(server.url, keep=False, on_samples=lambda _at, batch: flags.extend(
+            "uss" in s for s in batch["samples"]))  # fmt: skip
+        try:
+            assert viewer.call("draw", {"fields": ["rss"]}) == {"ok": True, "detail": False}
+            viewer.call("watch", {"pid": allocator.pid})
+            # When 2 s of samples have arrived, then at most one carried detail figures
+            wait_for(lambda: len(flags) >= 40, message="2 s of samples")
+            assert sum(flags) <= 1
+            # When it draws heap + anon (one of the detail figures)
+            assert viewer.call("draw", {"fields": ["anon"]})["detail"] is True
+            # Then they come every period
+            wait_for(lambda: sum(flags) >= 10, message="ten detail samples")
+            # And a draw of an unknown field is refused, changing nothing
+            bad = viewer.call("draw", {"fields": ["rss", "secret"]})
+            assert bad["error"]["code"] == "bad_request"
+            assert viewer.call("draw", "rss")["error"]["code"] == "bad_request"
+            seen = sum(flags)
+            wait_for(lambda: sum(flags) >= seen + 5, message="detail still")
+        finally:
+            viewer.close()
 
 
 def test_a_viewer_gets_about_ten_messages_a_second_whatever_it_watches(viewer, make_allocator):

@@ -300,3 +300,38 @@ def test_the_overall_target_limit_holds_and_idle_targets_make_room():
         for child in children:
             child.kill()
             child.wait()
+
+
+def test_detail_is_read_every_period_only_while_a_viewer_draws_it():
+    # Given a process watched by a viewer that draws RSS only, detail every 10 ticks while
+    # drawn and every 50 otherwise (the loop driven tick by tick, no thread)
+    child = subprocess.Popen(["sleep", "60"])
+    sampler = Sampler(interval=0.1, detail_interval=1.0, background_detail_interval=5.0)
+    try:
+        target = sampler.watch(child.pid, False, "rss-viewer")
+        sampler.draws_detail("rss-viewer", False)
+
+        def detail_reads(ticks: int) -> int:
+            seen = len(target.history)
+            for _ in range(ticks):
+                sampler.tick()
+            return sum("uss" in s for s in list(target.history.since())[seen:])
+
+        # Then 100 ticks read its detail only twice (once in five periods)
+        assert detail_reads(100) == 2
+        # When a viewer that never said what it draws watches it too (as before `draw`)
+        sampler.watch(child.pid, False, "old-viewer")
+        # Then every period reads it
+        assert detail_reads(100) == 10
+        # When that viewer says it draws RSS, then the first draws USS
+        sampler.draws_detail("old-viewer", False)
+        assert detail_reads(100) == 2
+        sampler.draws_detail("rss-viewer", True)
+        assert detail_reads(100) == 10
+        # When the viewer drawing USS leaves, the background rate is back
+        sampler.release("rss-viewer")
+        assert detail_reads(100) == 2
+    finally:
+        sampler.stop()
+        child.kill()
+        child.wait()

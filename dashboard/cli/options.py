@@ -65,7 +65,14 @@ def add_dashboard_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--detail-interval",
         default="1",
-        help="seconds between USS/PSS/swap reads (default 1)",
+        help="seconds between USS/PSS/swap reads of a process while a viewer draws one of "
+        "them (default 1)",
+    )
+    parser.add_argument(
+        "--background-detail-interval",
+        default="10",
+        help="... while its viewers draw none of them, e.g. RSS (default 10; the recording "
+        "and /metrics get them this often)",
     )
     parser.add_argument(
         "--history",
@@ -111,6 +118,9 @@ def check_args(args: argparse.Namespace) -> dict:
             "interval": interval,
             "detail_interval": validate.number_text(
                 args.detail_interval, "--detail-interval", interval, 60
+            ),
+            "background_detail_interval": validate.number_text(
+                args.background_detail_interval, "--background-detail-interval", interval, 600
             ),
             "history": validate.number_text(args.history, "--history", 10, 86400),
             "port": validate.number_text(args.port, "--port", 0, 65535, integer=True),

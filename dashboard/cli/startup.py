@@ -48,6 +48,7 @@ def build_app(args: argparse.Namespace, settings: dict, sock: socket.socket, pin
         {
             "INTERVAL": settings["interval"],
             "DETAIL_INTERVAL": settings["detail_interval"],
+            "BACKGROUND_DETAIL_INTERVAL": settings["background_detail_interval"],
             "HISTORY_SECONDS": settings["history"],
             "PINNED_PIDS": pinned,
             "PINNED_CHILDREN": getattr(args, "children", False),

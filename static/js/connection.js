@@ -4,9 +4,11 @@
 // A first watch asks only for what the chart can show (the window on screen, about one
 // sample per pixel); a long history then comes as min/max pairs (`bucket`), refined on zoom.
 // Room mode: `hello` (role), `view` (the presenter's screen) and a refused connection.
+// `draw` tells the server which sample fields the chart draws: USS, PSS, swap and heap +
+// anon are costly to read, so they come every second only while some page draws them.
 
 import { toApiError } from "./api.js";
-import { addSamples, confirmWatch, dropWatch, emit, markExited, moveWatch, putWatch, state, watchKey } from "./state.js";
+import { addSamples, confirmWatch, dropWatch, emit, markExited, moveWatch, putWatch, seriesOf, state, watchKey } from "./state.js";
 import { showError } from "./toast.js";
 import { applyTree } from "./trees.js";
 
@@ -82,6 +84,11 @@ async function sendWatch(w, { widen = false } = {}) {
     // A pid that never worked (bad pid in URL, typo): drop it, keep the page going.
     if (!w.confirmed) dropWatch(w);
   }
+}
+
+/** The metric changed (or we connected): say which sample fields the chart draws now. */
+export function tellDrawn() {
+  if (socket && socket.connected) socket.emit("draw", { fields: seriesOf(state.settings.metric) });
 }
 
 /** A replay's cursor jumped and every history was dropped: watch again, without `since`. */
@@ -212,6 +219,7 @@ export function connect() {
       setConnection("connected");
     }
     everConnected = true;
+    tellDrawn(); // before the watches, so their detail figures come at the rate drawn
     for (const w of state.watches.values()) sendWatch(w);
     emit("resync"); // let the lab refresh runs it may have missed
   });

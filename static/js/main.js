@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { Chart } from "./charts.js";
-import { addWatch, connect, dropConnection, removeWatch, setChildren, widenWatches } from "./connection.js";
+import { addWatch, connect, dropConnection, removeWatch, setChildren, tellDrawn, widenWatches } from "./connection.js";
 import { applyPresenter, applyTheme, initControls } from "./controls.js";
 import { initFollow } from "./follow.js";
 import { describeHeap, heapButtons, heapNote } from "./heap.js";
@@ -33,7 +33,7 @@ function settingsChanged(names) {
     else chart.invalidate();
     if (name === "window") widenWatches(); // a longer window needs the older history
     if (name === "theme") stats.render(); // swatch colours follow the theme
-    if (name === "metric") stats.update();
+    if (name === "metric") { stats.update(); tellDrawn(); }
     if (name === "present") picker?.setOpen(false);
   }
   controls.sync();
