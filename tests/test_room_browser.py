@@ -88,6 +88,16 @@ def room(tmp_path):
         assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+# JS: what the page has loaded so far: a script with no finished resource entry is still loading.
+LOADING = """() => {
+    const done = new Set(performance.getEntriesByType("resource").map(e => e.name));
+    const pending = [...document.scripts].map(s => s.src).filter(src => src && !done.has(src));
+    const names = [...done].map(n => n.split("/").pop());
+    return `readyState ${document.readyState}; scripts loading: ${pending.join(", ") || "none"}; `
+        + `${names.length} files loaded: ${names.join(" ")}`;
+}"""
+
+
 def connected(page, server=None) -> None:
     """The page's Socket.IO connection is up.
 
@@ -100,7 +110,8 @@ def connected(page, server=None) -> None:
         page.wait_for_function(ready)
         return
     except Exception as e:
-        seen = f"{page.url} was {page.evaluate('window.memdash?.state?.connection')!r} ({e})"
+        seen = f"{page.url} was {page.evaluate('window.memdash?.state?.connection')!r} ({e}); "
+        seen += page.evaluate(LOADING)
     warnings.warn(f"page not connected in 20 s, reloaded: {seen}", stacklevel=2)
     page.reload()
     try:
