@@ -261,7 +261,7 @@ class Sampler(Holders):
                     by_audience.setdefault(frozenset(sockets), []).append(batch)
                 target.pending = []
             sinks = self._sinks
-        for mine, sids in _messages(by_audience):
+        for mine, sids in group_by_audience(by_audience):
             self.emit("samples", mine, sids)
         if batches:
             for sink in sinks:
@@ -278,8 +278,11 @@ class Sampler(Holders):
                 log.exception("sampler sink %r failed in %s (logged once a minute)", sink, method)
 
 
-def _messages(by_audience: dict[frozenset[str], list[dict]]) -> list[tuple[list[dict], list[str]]]:
-    """One (batches, sockets) message per set of sockets that receive the same batches."""
+def group_by_audience(
+    by_audience: dict[frozenset[str], list[dict]],
+) -> list[tuple[list[dict], list[str]]]:
+    """``{audience: items}`` (an audience: the sockets that receive those items) as one
+    (items, sockets) message per set of sockets that receive the same items."""
     if len(by_audience) == 1:  # everyone receives the same
         [(audience, batches)] = by_audience.items()
         return [(batches, sorted(audience))]

@@ -21,7 +21,7 @@ from typing import Callable
 
 from . import trees
 from .growth import GrowthEstimator
-from .sampler import Emit
+from .sampler import Emit, group_by_audience
 from .target import Target
 
 Key = tuple[int, bool]
@@ -102,7 +102,7 @@ class Verdicts:
     # -- once a second -------------------------------------------------------------------------
 
     def _report(self, now: float) -> None:
-        per_socket: dict[str, list[dict]] = {}
+        by_audience: dict[frozenset[str], list[dict]] = {}  # as the sampler's samples
         with self._lock:
             for key, estimator in list(self._estimators.items()):
                 target = self._targets[key]
@@ -110,14 +110,12 @@ class Verdicts:
                     continue
                 growth = self._growth[key] = estimator.estimate(now).to_dict()
                 message = {"pid": key[0], "children": key[1], "growth": growth}
-                for sid in target.recipients:
-                    per_socket.setdefault(sid, []).append(message)
+                audience = frozenset(target.recipients)
+                if audience:
+                    by_audience.setdefault(audience, []).append(message)
             totals = [t for k, t in self._targets.items() if k[1] and t.tree is not None]
-        groups: dict[tuple[int, ...], list[str]] = {}
-        for sid, messages in per_socket.items():
-            groups.setdefault(tuple(id(m) for m in messages), []).append(sid)
-        for sids in groups.values():
-            self.emit("growth", per_socket[sids[0]], sids)
+        for messages, sids in group_by_audience(by_audience):
+            self.emit("growth", messages, sids)
         for total in totals:  # the ranking, when it changed (or now and then: fresh RSS)
             told = self._told.get(total.pid)
             if total.sockets and total.exited_at is None and told is not None:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from dashboard import errors
-from dashboard.sampler import Sampler
+from dashboard.sampler import Sampler, group_by_audience
 from tests.conftest import spawn_with_pid, wait_for
 
 
@@ -335,3 +335,15 @@ def test_detail_is_read_every_period_only_while_a_viewer_draws_it():
         sampler.stop()
         child.kill()
         child.wait()
+
+
+def test_sockets_receiving_the_same_batches_share_one_message():
+    # Given three targets' batches: x to sockets a and b, y to b only, z to a and b again
+    x, y, z = {"pid": 1}, {"pid": 2}, {"pid": 3}
+    by_audience = {frozenset("ab"): [x, z], frozenset("b"): [y]}
+    # When they are grouped into messages
+    messages = {tuple(sorted(sids)): batches for batches, sids in group_by_audience(by_audience)}
+    # Then a gets x and z, b gets all three, each in one message
+    assert messages == {("a",): [x, z], ("b",): [x, z, y]}
+    # And when everyone receives the same, one message goes to all of them, sorted
+    assert group_by_audience({frozenset("ba"): [x]}) == [([x], ["a", "b"])]
