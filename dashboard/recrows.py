@@ -6,13 +6,35 @@ runs, marks and tool results. The format is :mod:`dashboard.recfile`.
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 
 from .recfile import FIELDS, KIB_FIELDS
 
+# Every sample carries t and the statm figures; the others come once a second or less (a
+# sample with only those has ``len(sample) == len(STATM) + 1``): the hot path of recording.
+STATM = KIB_FIELDS[:5]  # rss, vms, shared, text, data: first in the row
+_statm = operator.itemgetter(*STATM)
+_OTHERS = FIELDS[len(STATM) :]
+_NONE = (None,) * len(_OTHERS)
+
 
 def _kib(value: int | None) -> int | None:
     return None if value is None else (value + 512) >> 10
+
+
+def _row(pid_id: int, t0: int, s: dict) -> tuple:
+    """A sample as a row of the samples table (KiB, ms after t0)."""
+    ms = round(s["t"] * 1000) - t0
+    if len(s) == len(STATM) + 1:
+        try:
+            rss, vms, shared, text, data = _statm(s)
+            return (pid_id, ms, (rss + 512) >> 10, (vms + 512) >> 10, (shared + 512) >> 10,
+                    (text + 512) >> 10, (data + 512) >> 10, *_NONE)  # fmt: skip
+        except (KeyError, TypeError):  # not those figures after all, or one is None
+            pass
+    return (pid_id, ms, *[_kib(s.get(f)) for f in KIB_FIELDS],
+            *[s.get(f) for f in FIELDS[len(KIB_FIELDS) :]])  # fmt: skip
 
 
 class RowWriter:
@@ -51,11 +73,8 @@ class RowWriter:
             if not batch["samples"]:
                 continue
             pid_id = self.id_of(batch["pid"], bool(batch.get("children")))
-            rows.setdefault(pid_id, []).extend(
-                (pid_id, round(s["t"] * 1000) - self.t0, *[_kib(s.get(f)) for f in KIB_FIELDS],
-                 s.get("heap_used"), s.get("heap_total"), s.get("external"), s.get("children"))
-                for s in batch["samples"]
-            )  # fmt: skip
+            t0 = self.t0
+            rows.setdefault(pid_id, []).extend(_row(pid_id, t0, s) for s in batch["samples"])
 
     def samples(self, rows: dict[int, list[tuple]], stats: dict) -> None:
         """Insert the collected rows: one statement per process and transaction (per flush,

@@ -31,11 +31,13 @@ class Encoded:
 def dumps(obj: Any, **kwargs: Any) -> str:
     """``json.dumps`` that writes each :class:`Encoded` value's text in its place."""
     texts: list[str] = []
-    nonce = secrets.token_hex(8)  # no string of the payload can hold this marker by chance
+    nonce = ""  # made at the first Encoded value: most messages (live samples) have none
 
     def default(value: Any) -> str:
+        nonlocal nonce
         if not isinstance(value, Encoded):
             raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+        nonce = nonce or secrets.token_hex(8)  # no string of the payload holds it by chance
         texts.append(value.text)
         return f"\x00{nonce}{len(texts) - 1}\x00"
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from dashboard import errors
+from dashboard import errors, recrows
 from dashboard.recording import (
     FIELDS,
     SCHEMA_VERSION,
@@ -415,3 +415,20 @@ def test_fields_match_the_documented_sample_format():
     doc = (ROOT / "docs" / "architecture.md").read_text()
     for field in FIELDS:
         assert f'"{field}"' in doc
+
+
+def test_a_sample_becomes_the_same_row_whichever_figures_it_carries():
+    # Given a statm-only sample (the fast path), and the same with detail and heap figures
+    statm = {"t": 12.3456, "rss": 10 << 20, "vms": 99 << 20, "shared": 3000, "text": 511,
+             "data": 1 << 20}  # fmt: skip
+    full = {**statm, "uss": 5 << 20, "pss": 6 << 20, "swap": 0, "anon": 4 << 20,
+            "heap_used": 123, "heap_total": 456, "external": 7, "children": 2}  # fmt: skip
+    # When each is made a row (t0 = 10 s)
+    fast, slow = recrows._row(1, 10_000, statm), recrows._row(1, 10_000, full)
+    # Then both have the statm figures in KiB (rounded) and ms after t0, and the fast path
+    # leaves the other columns empty as the general one does
+    assert fast[:7] == slow[:7] == (1, 2346, 10240, 101376, 3, 0, 1024)
+    assert fast[7:] == (None,) * 8
+    assert slow[7:] == (5120, 6144, 0, 4096, 123, 456, 7, 2)
+    # And a sample with a None figure takes the general path instead of failing
+    assert recrows._row(1, 10_000, {**statm, "shared": None})[4] is None
