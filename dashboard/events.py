@@ -19,7 +19,7 @@ import time
 from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 
-from . import access, errors, history, memory, replay_events, shared_json, trees, validate
+from . import access, errors, memory, replay_events, shared_json, trees, validate
 from .extension import get_memdash
 from .replay import ReplaySource
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 AUDIENCE_ROOM = "audience"
 VIEW_MAX_BYTES = 64 * 1024  # a view names processes and settings, never samples
-DRAWABLE = history.FIELDS[1:]  # sample fields a page may draw ("t" is the x axis)
+DRAWABLE = memory.SAMPLE_FIELDS[1:]  # sample fields a page may draw ("t" is the x axis)
 RATE, BURST = 10.0, 40  # watch/unwatch per second per socket, and the burst allowed
 
 
