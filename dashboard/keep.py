@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request, send_file
 
@@ -48,6 +49,14 @@ def artefact(name: str):
 @bp.get("/export")
 def export_session():
     """``?format=csv|json|html&pid=&since=&until=``: this session so far, as a download."""
+    source = recorder()
+    source.flush()  # what is queued now is in the file before it is read
+    return export_response(source.path)
+
+
+def export_response(path: Path) -> Response:
+    """The recording at ``path`` exported as the request asks (``memdash open`` serves the
+    file it replays through this too)."""
     fmt = request.args.get("format", "csv")
     if fmt not in FORMATS:
         raise errors.BadRequest(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -58,9 +67,7 @@ def export_session():
     for name in ("since", "until"):
         raw = request.args.get(name, "")
         bounds[name] = validate.number_text(raw, name, 0, math.inf) if raw else None
-    source = recorder()
-    source.flush()  # what is queued now is in the file before it is read
-    with Recording(source.path) as rec:
+    with Recording(path) as rec:
         out = io.StringIO()
         if fmt == "csv":
             export.to_csv(rec, out, pids or None, **bounds)
@@ -68,7 +75,7 @@ def export_session():
             export.to_json(rec, out, pids or None, **bounds)
         else:
             out.write(report.render(rec))
-    name = f"{source.path.stem}.{fmt}"
+    name = f"{path.stem}.{fmt}"
     return Response(
         out.getvalue(),
         mimetype=FORMATS[fmt],

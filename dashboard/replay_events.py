@@ -11,11 +11,12 @@ are swapped in place (``app.view_functions``), so the door's role check sees eac
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Callable
 
 from flask import Flask, current_app, jsonify, request, send_file
 
-from . import errors, sessions, validate
+from . import errors, keep, sessions, validate
 from .api import children_arg, query_number, shown_pid
 from .extension import Memdash, get_memdash
 from .replay import ReplaySource
@@ -131,6 +132,11 @@ def runs():
     return jsonify({"runs": _replay().runs()})
 
 
+def export():
+    """The recording being replayed, whole (not up to the cursor), as `memdash export`."""
+    return keep.export_response(Path(_replay().rec.path))
+
+
 VIEWS = {
     "api.processes": processes,
     "api.process": process,
@@ -139,5 +145,6 @@ VIEWS = {
     "api.mappings": mappings,
     "keep.artefacts": artefacts,
     "keep.artefact": artefact,
+    "keep.export_session": export,
     "lab.runs": runs,
 }

@@ -6,6 +6,8 @@ starts it (`python -m dashboard open FILE --no-browser --port 0`), real Socket.I
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 import sqlite3
 import subprocess
@@ -166,6 +168,25 @@ def test_read_only_and_rest_reads_come_from_the_file(opened, recorded):
     assert opened.get(f"/api/processes/{pid}").json()["pid"] == pid
     assert opened.get("/api/runs").json() == {"runs": []}
     assert opened.get(f"/api/processes/{pid}/mappings").json()["error"]["code"] == "replaying"
+
+
+def test_exports_are_the_files_whole(opened, recorded):
+    # Given `memdash open` on a recording of one process
+    path, pid = recorded
+    # When the page asks for its exports (as on a live session)
+    response = opened.get(f"/api/export?format=csv&pid={pid}")
+    # Then the CSV is every sample of the file, named after it
+    assert response.status_code == 200, response.text
+    assert f'filename="{path.stem}.csv"' in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == len(file_samples(path, pid)) > 0
+    assert {row["pid"] for row in rows} == {str(pid)}
+    # And JSON and the HTML report come from the file too; a bad format is the one error shape
+    series = opened.get("/api/export?format=json").json()["series"]
+    assert [s["pid"] for s in series] == [pid]
+    assert "<html" in opened.get("/api/export?format=html").text
+    bad = opened.get("/api/export?format=xlsx")
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "bad_request")
 
 
 def write_lab_recording(path, t0: float, *, ended_at: float, result: dict, exit_at=None) -> None:

@@ -67,6 +67,8 @@ def test_replay_bar_plays_seeks_and_hides_what_would_change_anything(recorded, o
                          "#clear-finished", "#pause"):  # fmt: skip
             assert page.locator(selector).count() > 0, selector
             assert not page.locator(selector).first.is_visible(), selector
+        # ... but what only reads the file is: its exports
+        page.locator("#export").wait_for()
 
         # Seeking to the start drops what was drawn and draws what lies up to the cursor
         seek(page, cursor["start"])

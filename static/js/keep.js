@@ -1,6 +1,6 @@
 // Keep what you saw: the chart as a PNG (Plotly's own downloadImage), the session's exports
-// (CSV, JSON, HTML report: links to /api/export, shown only while the session is recorded,
-// hello.recording), the tool artefacts kept with the session (GET /api/artefacts: name, size,
+// (CSV, JSON, HTML report: links to /api/export, shown while the session is recorded,
+// hello.recording, or replayed: memdash open exports the file it shows), the tool artefacts kept with the session (GET /api/artefacts: name, size,
 // path, a download link), and a warning everyone sees when recording stopped (a full disk:
 // the `recording` event or hello.recording.error). Exports and artefacts are the presenter's
 // (those routes are not open to the audience); the PNG is anyone's own chart.
@@ -23,10 +23,10 @@ export function initKeep(chartEl) {
     window.Plotly.downloadImage(chartEl, { format: "png", filename: `memdash-${stamp}`, width: chartEl.clientWidth, height: chartEl.clientHeight });
   });
 
-  /** `replaying`: a recording is open (memdash open): its artefacts are listed, no export. */
+  /** `replaying`: a recording is open (memdash open): its artefacts and exports are offered. */
   function recording(rec, replaying = false) {
     const on = !!rec;
-    if (exportBox) exportBox.hidden = !on || !isPresenter();
+    if (exportBox) exportBox.hidden = !(on || replaying) || !isPresenter();
     if (kept) kept.hidden = !(on || replaying) || !isPresenter();
     if (where) where.textContent = rec?.path ? `Recorded to ${rec.path}` : "";
     if (warning) {
