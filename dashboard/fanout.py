@@ -98,14 +98,43 @@ class _TrackedWebSocket(SimpleWebSocketWSGI):
                 sock.sendall(chunk)
                 sent = len(chunk)
             else:
-                try:
-                    sent = sock.send(chunk, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    sent = 0
+                sent = self._send_some(chunk)
             with self.backlog_lock:
                 del self.backlog[:sent]
             if sent < len(chunk) and not blocking:
                 return
+
+    def _send_some(self, data: bytes) -> int:
+        """How much of ``data`` the socket takes now, without waiting."""
+        try:
+            return self.ws.sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
+
+    def write(self, frame: bytes) -> bool:
+        """The fan-out's write, never waiting: straight to the socket when nothing waits (the
+        usual case: one send, no copy), else behind the backlog. Whether bytes still wait
+        (for this viewer's writer thread); raises OSError when the connection is going."""
+        if not self.io_lock.acquire(blocking=False):  # its writer is on the wire: it drains
+            with self.backlog_lock:
+                self.backlog += frame
+            return True
+        try:
+            with self.backlog_lock:
+                queued = bool(self.backlog)
+                if queued:
+                    self.backlog += frame
+            if queued:
+                self._drain(blocking=False)
+                return bool(self.backlog)
+            sent = self._send_some(frame)
+            if sent == len(frame):
+                return False
+            with self.backlog_lock:  # the rest of this frame goes on the wire first
+                self.backlog[0:0] = frame[sent:]
+            return True
+        finally:
+            self.io_lock.release()
 
     def usable(self) -> bool:
         """Open, upgraded, not dropped, and its socket never waits inside ``send`` (a timeout
@@ -191,30 +220,11 @@ class Fanout:
             except OSError:
                 return  # closing already
 
-        if ws.io_lock.acquire(blocking=False):  # else its writer is on the wire: it drains
-            try:
-                with ws.backlog_lock:
-                    direct = not ws.backlog
-                    if not direct:
-                        ws.backlog += frame
-                if not direct:
-                    ws._drain(blocking=False)
-                else:  # the usual case, nothing waiting: straight to the socket
-                    try:
-                        sent = ws.ws.sock.send(frame, socket.MSG_DONTWAIT)
-                    except BlockingIOError:
-                        sent = 0
-                    if sent == len(frame):
-                        return
-                    with ws.backlog_lock:  # the rest of this frame goes on the wire next
-                        ws.backlog[0:0] = frame[sent:]
-            except OSError:
-                return  # the connection is going; Engine.IO's reader notices and closes it
-            finally:
-                ws.io_lock.release()
-        else:
-            with ws.backlog_lock:
-                ws.backlog += frame
+        try:
+            if not ws.write(frame):
+                return
+        except OSError:
+            return  # the connection is going; Engine.IO's reader notices and closes it
         now = time.monotonic()
         with ws.backlog_lock:
             waiting, wake = len(ws.backlog), bool(ws.backlog) and not ws.woken

@@ -22,12 +22,12 @@ import threading
 from array import array
 
 from .backfill import Backfill
-from .memory import SAMPLE_FIELDS
+from .memory import SAMPLE_FIELDS, STATM_FIELDS
 from .tiers import Tier
 
 FIELDS = SAMPLE_FIELDS  # every figure a sample may carry, "t" (its time) first
-DENSE = FIELDS[:6]  # in every sample (memory.StatmReader), "t" first
-SPARSE = FIELDS[6:]
+DENSE = ("t", *STATM_FIELDS)  # in every sample (memory.StatmReader)
+SPARSE = FIELDS[len(DENSE) :]
 _NAN = float("nan")
 _dense_values = operator.itemgetter(*DENSE)  # in C: the hot path of every sample
 
@@ -113,14 +113,14 @@ class History(Backfill):
             grow = pos == len(self._dense["t"])
             try:
                 values = _dense_values(sample)
-                found = len(DENSE) if None not in values else -1
             except KeyError:
-                found = -1
-            if found < 0:  # a sample without some fast figure (tests, odd reads)
+                values = (None,)
+            found = len(DENSE)
+            if None in values:  # a sample without some fast figure (tests, odd reads)
                 missing = [name for name in DENSE if sample.get(name) is None]
                 self._partial.update(missing)
                 values = tuple(_NAN if name in missing else sample[name] for name in DENSE)
-                found = len(DENSE) - len(missing)
+                found -= len(missing)
             if grow:
                 for column, value in zip(self._dense.values(), values, strict=True):
                     column.append(value)

@@ -15,8 +15,8 @@ from .recfile import FIELDS, KIB_FIELDS
 # sample with only those has ``len(sample) == len(STATM) + 1``): the hot path of recording.
 STATM = KIB_FIELDS[:5]  # rss, vms, shared, text, data: first in the row
 _statm = operator.itemgetter(*STATM)
-_OTHERS = FIELDS[len(STATM) :]
-_NONE = (None,) * len(_OTHERS)
+_NONE = (None,) * (len(FIELDS) - len(STATM))  # the other columns of a statm-only sample
+_PLAIN = FIELDS[len(KIB_FIELDS) :]  # stored as they are, not in KiB
 
 
 def _kib(value: int | None) -> int | None:
@@ -34,7 +34,7 @@ def _row(pid_id: int, t0: int, s: dict) -> tuple:
         except (KeyError, TypeError):  # not those figures after all, or one is None
             pass
     return (pid_id, ms, *[_kib(s.get(f)) for f in KIB_FIELDS],
-            *[s.get(f) for f in FIELDS[len(KIB_FIELDS) :]])  # fmt: skip
+            *[s.get(f) for f in _PLAIN])  # fmt: skip
 
 
 class RowWriter:

@@ -11,7 +11,6 @@ are swapped in place (``app.view_functions``), so the door's role check sees eac
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Callable
 
 from flask import Flask, current_app, jsonify, request, send_file
@@ -134,7 +133,7 @@ def runs():
 
 def export():
     """The recording being replayed, whole (not up to the cursor), as `memdash export`."""
-    return keep.export_response(Path(_replay().rec.path))
+    return keep.export_response(_replay().rec.path)
 
 
 VIEWS = {

@@ -187,7 +187,7 @@ class Sampler(Holders):
             except errors.ProcessGone:
                 self._exited(target, now)
                 return
-            if (phase == target.slot or target.trees) and self._detail_due(target, phase):
+            if self._detail_due(target, phase):
                 try:
                     sample.update(target.read_detail())
                     target.detail_error = None

@@ -27,7 +27,7 @@ from . import errors, memory
 from .target import TREE_OWNER, Target
 
 MAX_MEMBERS = 256  # drawn members of one tree; more are summed, not drawn
-FAST = ("rss", "vms", "shared", "text", "data")
+FAST = memory.STATM_FIELDS
 DETAIL = memory.DETAIL_FIELDS
 _serial = itertools.count(1)
 
