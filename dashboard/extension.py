@@ -73,6 +73,7 @@ class Memdash:
             linger=config["LINGER"],
             max_targets=config["MAX_TARGETS"],
             emit=self._emit,
+            corked=self.fanout.corked,  # a tick's messages: one write per viewer
         )
         self.workers = WorkerPool(
             sampler=self.sampler,

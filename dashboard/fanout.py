@@ -32,11 +32,12 @@ Engine.IO path.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
 import time
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import engineio
 import socketio
@@ -169,6 +170,7 @@ class Fanout:
         self.sndbuf = sndbuf
         self._open: dict[str, _TrackedWebSocket] = {}  # Engine.IO sid -> its WebSocket
         self._lock = threading.Lock()
+        self._corked = threading.local()  # .frames: {ws: [frame, ...]} inside corked()
         eio = server.eio
         tracked = type("TrackedWebSocket", (_TrackedWebSocket,), {"fanout": self})
         eio._async = {**eio._async, "websocket": tracked}  # this server's copy only
@@ -201,6 +203,7 @@ class Fanout:
     def send(self, event: str, args: tuple, to: str | list[str] | None) -> list[str]:
         frame = None
         rest = []
+        corked = getattr(self._corked, "frames", None)
         for sid, eio_sid in self.recipients(to):
             ws = self._open.get(eio_sid) if eio_sid else None
             if ws is None or not ws.usable():
@@ -209,8 +212,24 @@ class Fanout:
                 continue
             if frame is None:
                 frame = self.frame(event, args)
-            self._write(ws, frame)
+            if corked is None:
+                self._write(ws, frame)
+            else:
+                corked.setdefault(ws, []).append(frame)
         return rest
+
+    @contextlib.contextmanager
+    def corked(self) -> Iterator[None]:
+        """What this thread sends inside the block goes out at its end, one write per viewer:
+        the sampler's tick (samples, and once a second growth and system memory) costs each
+        viewer one send, not three. A loopback send that wakes its reader costs tens of µs."""
+        self._corked.frames = frames = {}
+        try:
+            yield
+        finally:
+            self._corked.frames = None
+            for ws, mine in frames.items():
+                self._write(ws, mine[0] if len(mine) == 1 else b"".join(mine))
 
     def _write(self, ws: _TrackedWebSocket, frame: bytes) -> None:
         if not ws.tuned:

@@ -37,6 +37,8 @@ import collections
 import statistics
 from dataclasses import dataclass
 
+from .slopes import slope_error, theil_sen
+
 MiB = 2**20
 VERDICTS = ("warming_up", "stable", "growing", "shrinking")
 
@@ -57,43 +59,19 @@ class Growth:
         }
 
 
-@dataclass(frozen=True)
 class _Point:
-    first: float  # time of the bucket's first sample
-    last: float  # time of its last sample
-    value: float  # the median of its samples
+    """One bucket's median. ``row`` caches its slopes to the earlier points of its segment
+    (see GrowthEstimator._window_slope)."""
 
-    @property
-    def t(self) -> float:
-        return (self.first + self.last) / 2
+    __slots__ = ("first", "last", "value", "t", "seq", "row")
 
-
-def theil_sen(points: list[tuple[float, float, int]], min_dt: float = 0.0) -> float | None:
-    """Median of the pairwise slopes of (t, value, segment) points, pairs within one segment
-    and at least ``min_dt`` apart; None when there is no such pair."""
-    slopes = []
-    for i, (ti, vi, si) in enumerate(points):
-        for tj, vj, sj in points[i + 1 :]:
-            if sj == si and tj - ti >= min_dt and tj > ti:
-                slopes.append((vj - vi) / (tj - ti))
-    return statistics.median(slopes) if slopes else None
-
-
-def _slope_error(points: list[tuple[float, float, int]]) -> float:
-    """The standard error of a slope fitted to these points, from their noise: the robust
-    scale (MAD) of second differences of neighbours, which a trend or a smooth curve does not
-    inflate (white noise of sd s gives second differences of sd s * sqrt(6))."""
-    second = [
-        b[1] * 2 - a[1] - c[1]
-        for a, b, c in zip(points, points[1:], points[2:], strict=False)
-        if a[2] == b[2] == c[2]
-    ]
-    span = points[-1][0] - points[0][0]
-    if len(second) < 3 or span <= 0:
-        return 0.0
-    centre = statistics.median(second)
-    sigma = 1.4826 * statistics.median(abs(d - centre) for d in second) / 6**0.5
-    return sigma * (12 / len(points)) ** 0.5 / span
+    def __init__(self, first: float, last: float, value: float, seq: int) -> None:
+        self.first = first  # time of the bucket's first sample
+        self.last = last  # time of its last sample
+        self.value = value  # the median of its samples
+        self.t = (first + last) / 2
+        self.seq = seq  # consecutive along the estimator's points
+        self.row: tuple[int, int, list[float]] | None = None  # (layout, first seq, slopes)
 
 
 class GrowthEstimator:
@@ -143,6 +121,8 @@ class GrowthEstimator:
         self._verdict = "warming_up"
         self._cache: tuple[int, Growth] | None = None
         self._version = 0
+        self._layout = 0  # bumped when points or breaks change under the cached slope rows
+        self._seq = 0
 
     # -- feeding ----------------------------------------------------------------------------
 
@@ -176,7 +156,10 @@ class GrowthEstimator:
         kept = [p for p in self._points if p.last < start or p.first > end]
         self._points.clear()
         self._points.extend(kept)
+        for seq, p in enumerate(kept, self._seq - len(kept)):
+            p.seq = seq
         self._version += 1
+        self._layout += 1  # a break among the points: every cached slope row is stale
 
     def _in_quiet(self, first: float, last: float) -> bool:
         return any(first <= e and last >= s for s, e in self._quiet)
@@ -184,8 +167,14 @@ class GrowthEstimator:
     def _close(self) -> None:
         if self._bucket:
             self._points.append(
-                _Point(self._bucket_first, self._bucket_last, statistics.median(self._bucket))
+                _Point(
+                    self._bucket_first,
+                    self._bucket_last,
+                    statistics.median(self._bucket),
+                    self._seq,
+                )
             )
+            self._seq += 1
             self._version += 1
         self._bucket, self._bucket_key = [], None
         if self._points:  # forget what can no longer be in a window
@@ -214,16 +203,18 @@ class GrowthEstimator:
             return Growth(0, "warming_up", 0.0)
         newest = self._points[-1].t
         start = max(newest - self.window_s, self._since)
-        pts = [(p.t, p.value, self._segment(p)) for p in self._points if p.t >= start]
+        window = [p for p in self._points if p.t >= start]
+        pts = [(p.t, p.value, self._segment(p)) for p in window]
         span = pts[-1][0] - pts[0][0]
         # pairs closer than a GC cycle measure the sawtooth, not the trend
-        slope = theil_sen(pts, min(self.min_gap_s, span / 3))
+        gap = min(self.min_gap_s, span / 3)
+        slope = self._window_slope(window) if gap == self.min_gap_s else theil_sen(pts, gap)
         if slope is None or span < self.min_span_s:
             verdict = self._verdict if self._settled else "warming_up"
             return Growth(int((slope or 0.0) * 60), verdict, round(span, 1))
         level = statistics.median(v for _, v, _ in pts)
         base = self.floor + self.relative * level
-        threshold = base + self.noise_k * _slope_error(pts)
+        threshold = base + self.noise_k * slope_error(pts)
         length = min(span / 2, self.recent_s)
         cut = newest - length
         gap = min(self.min_gap_s, length / 3)
@@ -231,7 +222,7 @@ class GrowthEstimator:
         recent = theil_sen(tail, gap) or 0.0
         # the recent part is judged by its own noise (not by the start-up jumps before it), but
         # a part too noisy to tell is not called flat: at most twice the base threshold
-        recent_at = base + min(base, self.noise_k * _slope_error(tail)) if len(tail) >= 4 else None
+        recent_at = base + min(base, self.noise_k * slope_error(tail)) if len(tail) >= 4 else None
         # the part just before it, as long: the first seconds of a process (loading its runtime)
         # are a jump that says nothing about whether it is still decelerating
         before = cut - length
@@ -246,6 +237,36 @@ class GrowthEstimator:
             self._settled = True
         self._verdict = verdict
         return Growth(int(slope * 60), verdict, round(span, 1))
+
+    def _window_slope(self, window: list[_Point]) -> float | None:
+        """``theil_sen`` of the window's points with the gap ``min_gap_s``, from each point's
+        slopes to the earlier points of its segment, computed once per point: the window gains
+        a point and loses one each second, so this is ~60 divisions a second, not ~400."""
+        points: list[_Point] = []
+        slopes: list[float] = []
+        for p in window:
+            row = p.row
+            if row is None or row[0] != self._layout:
+                points = points or list(self._points)
+                row = p.row = self._row(points, p.seq - points[0].seq)
+            skip = window[0].seq - row[1]  # earlier points before the window
+            slopes += row[2][skip:] if skip > 0 else row[2]
+        return statistics.median(slopes) if slopes else None
+
+    def _row(self, points: list[_Point], j: int) -> tuple:
+        """(layout, seq of the first earlier point, slopes) of point ``j``: to every earlier
+        point of its segment at least ``min_gap_s`` before it (times ascend: a run of them)."""
+        segment = self._segment(points[j])
+        begins = self._breaks[segment - 1] if segment else float("-inf")
+        lo = j
+        while lo > 0 and points[lo - 1].first >= begins:
+            lo -= 1
+        tj, vj = points[j].t, points[j].value
+        hi = j  # one past the last earlier point far enough back (as theil_sen decides it)
+        while hi > lo and not (tj - points[hi - 1].t >= self.min_gap_s and tj > points[hi - 1].t):
+            hi -= 1
+        slopes = [(vj - q.value) / (tj - q.t) for q in points[lo:hi]]
+        return (self._layout, points[lo].seq if lo < j else points[j].seq, slopes)
 
     def _judge(
         self,

@@ -211,3 +211,24 @@ class Holders:
             for target in self._targets.values():
                 if target.key.pid == pid and target.exited_at is None:
                     target.extra.update(fields)
+
+
+def group_by_audience(
+    by_audience: dict[frozenset[str], list[dict]],
+) -> list[tuple[list[dict], list[str]]]:
+    """``{audience: items}`` (an audience: the sockets that receive those items) as one
+    (items, sockets) message per set of sockets that receive the same items."""
+    if len(by_audience) == 1:  # everyone receives the same
+        [(audience, batches)] = by_audience.items()
+        return [(batches, sorted(audience))]
+    memberships: dict[str, list[frozenset[str]]] = {}
+    for audience in by_audience:
+        for sid in audience:
+            memberships.setdefault(sid, []).append(audience)
+    groups: dict[tuple[int, ...], tuple[list[frozenset[str]], list[str]]] = {}
+    for sid, audiences in memberships.items():
+        groups.setdefault(tuple(map(id, audiences)), (audiences, []))[1].append(sid)
+    return [
+        ([batch for audience in audiences for batch in by_audience[audience]], sids)
+        for audiences, sids in groups.values()
+    ]

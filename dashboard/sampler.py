@@ -15,7 +15,8 @@ detail period; a tree's members share its tick, so its total sums one tick's rea
 sums the trees. At most ``1 / flush_interval`` times a second it flushes: new samples go to
 the **sinks** (:class:`Sink`) whoever holds the target, and to the sockets, ONE ``samples``
 message per socket, emitted once per group of sockets that receive the same batches
-(``emit`` only queues: a slow viewer stalls nobody).
+(``emit`` only queues: a slow viewer stalls nobody). Each tick runs inside ``corked()``, so
+that what it emits leaves together (the app's Fanout.corked: one write per viewer).
 
 At most ``max_targets`` targets are held for themselves (a tree counts once;
 :class:`errors.TooManyTargets`); a target whose last holder left lingers (fast figures only)
@@ -24,13 +25,14 @@ for ``linger`` seconds, so a viewer that reconnects gets the gap backfilled.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from typing import Callable, Protocol
+from typing import Callable, ContextManager, Protocol
 
 from . import errors, memory
-from .holders import Holders
+from .holders import Holders, group_by_audience
 from .target import Target
 from .trees import MAX_MEMBERS
 
@@ -72,6 +74,7 @@ class Sampler(Holders):
         emit: Emit = _no_emit,
         max_targets: int = 256,
         max_members: int = MAX_MEMBERS,
+        corked: Callable[[], ContextManager[None]] = contextlib.nullcontext,
     ):
         # Periods in ticks: at 10 Hz each sample is flushed in the tick that read it, and the
         # detail reads of many targets are spread over the ticks of a period (see _slot).
@@ -85,6 +88,7 @@ class Sampler(Holders):
         self.flush_every = max(1, round(flush_interval / interval))
         self.system_every = max(1, round(system_interval / interval))
         self.emit = emit
+        self.corked = corked  # around each tick: what it emits leaves together (Fanout.corked)
         self._sinks: list[Sink] = []
         self._sink_failed: dict[int, float] = {}  # id(sink) -> when its failure was last logged
         self._stop = threading.Event()
@@ -132,7 +136,8 @@ class Sampler(Holders):
         next_tick = time.monotonic()
         while not self._stop.is_set():
             try:
-                self.tick()
+                with self.corked():
+                    self.tick()
             except Exception:  # never let one bad read end sampling for everyone
                 log.exception("sampler tick failed")
             next_tick += self.interval
@@ -276,27 +281,6 @@ class Sampler(Holders):
             if now - self._sink_failed.get(id(sink), -60.0) >= 60.0:
                 self._sink_failed[id(sink)] = now
                 log.exception("sampler sink %r failed in %s (logged once a minute)", sink, method)
-
-
-def group_by_audience(
-    by_audience: dict[frozenset[str], list[dict]],
-) -> list[tuple[list[dict], list[str]]]:
-    """``{audience: items}`` (an audience: the sockets that receive those items) as one
-    (items, sockets) message per set of sockets that receive the same items."""
-    if len(by_audience) == 1:  # everyone receives the same
-        [(audience, batches)] = by_audience.items()
-        return [(batches, sorted(audience))]
-    memberships: dict[str, list[frozenset[str]]] = {}
-    for audience in by_audience:
-        for sid in audience:
-            memberships.setdefault(sid, []).append(audience)
-    groups: dict[tuple[int, ...], tuple[list[frozenset[str]], list[str]]] = {}
-    for sid, audiences in memberships.items():
-        groups.setdefault(tuple(map(id, audiences)), (audiences, []))[1].append(sid)
-    return [
-        ([batch for audience in audiences for batch in by_audience[audience]], sids)
-        for audiences, sids in groups.values()
-    ]
 
 
 def _pid_reused(key: memory.ProcessKey) -> bool:

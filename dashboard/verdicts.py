@@ -21,7 +21,8 @@ from typing import Callable
 
 from . import trees
 from .growth import GrowthEstimator
-from .sampler import Emit, group_by_audience
+from .holders import group_by_audience
+from .sampler import Emit
 from .target import Target
 
 Key = tuple[int, bool]

@@ -16,11 +16,13 @@ import threading
 import time
 
 import pytest
+import socketio
 import websocket
 
 from dashboard import events, shared_json
 from dashboard.app import create_app
 from dashboard.cli.startup import make_server
+from dashboard.fanout import Fanout
 from dashboard.history import History
 from dashboard.testing import Viewer, wait_for
 
@@ -137,3 +139,35 @@ def test_a_viewer_that_stops_reading_is_dropped_and_the_others_go_on(tight_serve
     finally:
         healthy.close()
         stalled.close()
+
+
+class _OpenSocket:
+    """What Fanout.send reads of a viewer's WebSocket: open and upgraded."""
+
+    dropped = False
+
+    def usable(self) -> bool:
+        return True
+
+
+def test_a_corked_block_leaves_as_one_write_per_viewer():
+    # Given a fan-out with two open viewers, its writes recorded
+    fanout = Fanout(socketio.Server())
+    viewers = {"e1": _OpenSocket(), "e2": _OpenSocket()}
+    fanout._open = dict(viewers)
+    fanout.recipients = lambda to: [("s1", "e1"), ("s2", "e2")]
+    writes: list[tuple[object, bytes]] = []
+    fanout._write = lambda ws, data: writes.append((ws, data))
+    samples, system = fanout.frame("samples", ({"pid": 1},)), fanout.frame("system", ({"t": 1},))
+    # When a tick's two messages are sent inside a corked block
+    with fanout.corked():
+        assert fanout.send("samples", ({"pid": 1},), None) == []
+        fanout.send("system", ({"t": 1},), None)
+        # Then nothing is written before its end
+        assert writes == []
+    # And then each viewer gets one write: both frames, in order
+    assert writes == [(viewers["e1"], samples + system), (viewers["e2"], samples + system)]
+    # And outside a block a message is written at once
+    writes.clear()
+    fanout.send("system", ({"t": 1},), "s1")
+    assert len(writes) == 2 and writes[0][1] == system

@@ -20,6 +20,7 @@ import pytest
 
 from dashboard.growth import Growth, GrowthEstimator
 from dashboard.scenarios import SCENARIOS  # the catalogue (test_scenarios pins its order)
+from dashboard.slopes import theil_sen
 
 MiB = 2**20
 TRACES = sorted((Path(__file__).parent / "data" / "growth").glob("*.json"))
@@ -298,3 +299,35 @@ def test_times_on_the_epoch_clock_read_as_from_zero():
     at_zero = feed(GrowthEstimator(), from_zero, 0, 40)
     at_epoch = feed(GrowthEstimator(), lambda t: from_zero(t - t0), t0, t0 + 40)
     assert [g.verdict for _, g in at_epoch] == [g.verdict for _, g in at_zero]
+
+
+class _EveryPair(GrowthEstimator):
+    """The estimator computing every pair's slope at each estimate, as it did before it kept
+    each point's slopes (the reference for the cached path)."""
+
+    def _window_slope(self, window):
+        return theil_sen([(p.t, p.value, self._segment(p)) for p in window], self.min_gap_s)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cached_slopes_give_exactly_what_every_pair_gives(seed):
+    rnd = random.Random(seed)
+    # Given the cached estimator and the every-pair one, fed the same noisy series with steps,
+    # membership changes and tool actions (quiet spans, also ones reaching back into the past)
+    cached, reference = GrowthEstimator(), _EveryPair()
+    t, level, members = 1000.0, 50 * MiB, 1
+    slope = rnd.choice([0, 0.1 * MiB, 0.5 * MiB, -0.1 * MiB])  # bytes per second
+    for step in range(1200):
+        t += rnd.choice([0.1, 0.1, 0.05, 0.3])
+        level += slope * 0.1 + rnd.gauss(0, 0.05 * MiB) + (3 * MiB if rnd.random() < 0.01 else 0)
+        members += rnd.random() < 0.003
+        if rnd.random() < 0.004:
+            start = t - rnd.uniform(0, 20)
+            end = start + rnd.uniform(0, 5)
+            for est in (cached, reference):
+                est.quiet(start, end)
+        for est in (cached, reference):
+            est.add(t, int(level), members)
+        # Then every estimate, once a second, is the same
+        if step % 10 == 0:
+            assert cached.estimate(t) == reference.estimate(t), (seed, step)

@@ -4,6 +4,7 @@ keep a process sampled, only sockets receive it."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import subprocess
 import threading
 import time
@@ -11,7 +12,8 @@ import time
 import pytest
 
 from dashboard import errors
-from dashboard.sampler import Sampler, group_by_audience
+from dashboard.holders import group_by_audience
+from dashboard.sampler import Sampler
 from tests.conftest import spawn_with_pid, wait_for
 
 
@@ -347,3 +349,32 @@ def test_sockets_receiving_the_same_batches_share_one_message():
     assert messages == {("a",): [x, z], ("b",): [x, z, y]}
     # And when everyone receives the same, one message goes to all of them, sorted
     assert group_by_audience({frozenset("ba"): [x]}) == [([x], ["a", "b"])]
+
+
+def test_what_a_tick_emits_is_sent_inside_the_corked_block(allocator):
+    # Given a sampler whose ticks are corked (the app's Fanout.corked: one write per viewer)
+    log: list[str] = []
+    corks = 0
+
+    @contextlib.contextmanager
+    def corked():
+        nonlocal corks
+        corks += 1
+        log.append("cork")
+        yield
+        log.append("uncork")
+
+    sampler = Sampler(interval=0.05, emit=lambda event, p, to: log.append(event), corked=corked)
+    try:
+        sampler.watch(allocator.pid, False, "s1")
+        # When it runs a few ticks
+        sampler.start()
+        wait_for(lambda: log.count("samples") >= 3, 10, "three flushes")
+    finally:
+        sampler.stop()
+    # Then every emit came between a cork and its uncork, one cork per tick
+    depth = 0
+    for entry in log:
+        depth += {"cork": 1, "uncork": -1}.get(entry, 0)
+        assert entry in ("cork", "uncork") or depth == 1, log
+    assert corks >= 3 and depth in (0, 1)
