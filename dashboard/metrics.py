@@ -47,8 +47,11 @@ class WatchedProcesses:
     def flushed(self, batches) -> None:
         for target, samples in batches:
             key = (target.pid, target.children)
-            labels = [str(target.pid), target.process.get("name", ""), str(target.children).lower()]
-            values = self._last.setdefault(key, (labels, {}))[1]
+            known = self._last.get(key)
+            if known is None:  # labelled once per series, not at every flush
+                labels = [str(target.pid), target.process.get("name", "")]
+                known = self._last[key] = (labels + [str(target.children).lower()], {})
+            values = known[1]
             for sample in samples:
                 values.update(sample)
 

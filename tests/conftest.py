@@ -210,14 +210,21 @@ def viewer(viewer_factory):
     return viewer_factory()
 
 
+@pytest.fixture(scope="session")
+def chromium_profiles(tmp_path_factory):
+    """Where the tests' Chromium keeps its profiles (and so its code cache) for the session."""
+    return tmp_path_factory.mktemp("chromium-profiles")
+
+
 @pytest.fixture(scope="module")
-def browser():
-    """Headless Chromium (Debian's), one per test module; see tests/_browser.py."""
-    from _browser import launch_chromium
+def browser(chromium_profiles):
+    """Headless Chromium (Debian's), one per test module: ``new_page(browser, view)`` gives a
+    fresh tab; see tests/_browser.py (Chromium)."""
+    from _browser import Chromium
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = launch_chromium(p)
+        b = Chromium(p, chromium_profiles)
         yield b
         b.close()
 

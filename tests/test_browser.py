@@ -14,6 +14,7 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
+from _browser import PROJECTOR, close_page, new_page
 from conftest import ROOT, MiB, Server, wait_for
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -30,14 +31,10 @@ LAST_Y_AT_LEAST = (
 @pytest.fixture
 def browser_page(browser):
     """A fresh 1280x720 page (projector size) that fails the test on any page error."""
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.set_default_timeout(20_000)
+    page = new_page(browser, PROJECTOR)
     yield page
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    close_page(page)
+    assert not page.errors, f"JavaScript errors on the page: {page.errors}"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import re
 import time
 
 import pytest
-from _browser import PROJECTOR, PROJECTOR_150, new_page, page_opener
+from _browser import PROJECTOR, PROJECTOR_150, close_page, new_page, page_opener
 from conftest import ROOT
 
 VIEWS = {"1280x720": PROJECTOR, "150pct": PROJECTOR_150}
@@ -232,17 +232,17 @@ def test_presenter_mode_from_the_url_fits_the_screen(stage, view, shots):
     page.screenshot(path=str(shots / f"presenter-{view}.png"))
 
 
-def test_axes_follow_the_data(stage, allocator):
+def test_axes_follow_the_data(stage, browser, allocator):
     page = stage(PROJECTOR, f"pid={allocator.pid}&window=60")
     layout = "() => document.getElementById('chart').layout"
     # (the empty chart, before the first sample, had no time ticks: checked on a fresh page)
-    empty = new_page(page.context.browser, PROJECTOR)
+    empty = new_page(browser, PROJECTOR)
     try:
         empty.goto(page.url.split("?")[0] + "?window=60")
         empty.wait_for_function("document.getElementById('chart').layout")
         assert empty.evaluate(f"({layout})().xaxis.showticklabels") is False
     finally:
-        empty.context.close()
+        close_page(empty)
 
     # A watched process: the y unit follows its size, time ticks are whole seconds
     page.wait_for_function(
