@@ -266,7 +266,7 @@ class GrowthEstimator:
         while hi > lo and not (tj - points[hi - 1].t >= self.min_gap_s and tj > points[hi - 1].t):
             hi -= 1
         slopes = [(vj - q.value) / (tj - q.t) for q in points[lo:hi]]
-        return (self._layout, points[lo].seq if lo < j else points[j].seq, slopes)
+        return (self._layout, points[lo].seq, slopes)
 
     def _judge(
         self,

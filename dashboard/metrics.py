@@ -49,8 +49,9 @@ class WatchedProcesses:
             key = (target.pid, target.children)
             known = self._last.get(key)
             if known is None:  # labelled once per series, not at every flush
-                labels = [str(target.pid), target.process.get("name", "")]
-                known = self._last[key] = (labels + [str(target.children).lower()], {})
+                name = target.process.get("name", "")
+                labels = [str(target.pid), name, str(target.children).lower()]
+                known = self._last[key] = (labels, {})
             values = known[1]
             for sample in samples:
                 values.update(sample)
