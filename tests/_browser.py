@@ -32,6 +32,16 @@ def chromium_path() -> str:
     return os.environ.get("MEMDASH_CHROMIUM") or CHROMIUM_DEFAULT
 
 
+def executable(path: str) -> str:
+    """``path`` if it can be run, else the error that says how to get Chromium."""
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(
+            f"Chromium not found at {path}; run `make test` (it installs Debian's "
+            "chromium) or set MEMDASH_CHROMIUM to a Chromium binary"
+        )
+    return path
+
+
 def launch_chromium(playwright, **kwargs):
     """Return a headless Playwright ``Browser`` running the system Chromium.
 
@@ -39,12 +49,7 @@ def launch_chromium(playwright, **kwargs):
     then await the result). Extra keyword arguments go to ``launch``; ``executable_path``
     replaces the system Chromium (e.g. a wrapper that runs it in a network namespace).
     """
-    path = kwargs.pop("executable_path", None) or chromium_path()
-    if not os.access(path, os.X_OK):
-        raise RuntimeError(
-            f"Chromium not found at {path}; run `make test` (it installs Debian's "
-            "chromium) or set MEMDASH_CHROMIUM to a Chromium binary"
-        )
+    path = executable(kwargs.pop("executable_path", None) or chromium_path())
     args = CHROMIUM_ARGS + list(kwargs.pop("args", []))
     kwargs.setdefault("headless", True)
     return playwright.chromium.launch(executable_path=path, args=args, **kwargs)
@@ -76,12 +81,9 @@ class Chromium:
         scale = view.get("device_scale_factor", 1)
         context = self._contexts.get(scale)
         if context is None:
-            path = chromium_path()
-            if not os.access(path, os.X_OK):
-                launch_chromium(self.playwright)  # raises the error that says what to do
             context = self._contexts[scale] = self.playwright.chromium.launch_persistent_context(
                 self.profiles / f"scale-{scale}",
-                executable_path=path,
+                executable_path=executable(chromium_path()),
                 args=CHROMIUM_ARGS,
                 headless=True,
                 viewport=view["viewport"],
