@@ -65,11 +65,11 @@ class Chromium:
     """Headless Chromium for one test module, opening a fresh tab per page (``new_page``).
 
     The tabs at one device scale factor share a persistent context whose profile directory,
-    under ``profiles``, outlives the module: from a server's second page on, Plotly's 4.9 MB
-    comes from the HTTP cache with V8's compiled code, and a page loads in about 0.4 s instead
-    of 2.2 s (an off-the-record context compiles it again every time). The tabs share cookies,
-    storage and cache, as a person's browser does; the page keeps nothing but a per-tab
-    sessionStorage key (and a cookie in room mode, which these tests do not use).
+    under ``profiles``, outlives the module: from a server's third page on, Plotly's 4.9 MB
+    comes from the HTTP cache with V8's compiled code (an off-the-record context compiles it
+    again for every page: the four browser modules took ~187 s so, ~130 s now). The tabs
+    share cookies, storage and cache, as a person's browser does; the page keeps nothing but a
+    per-tab sessionStorage key (and a cookie in room mode, which these tests do not use).
     """
 
     def __init__(self, playwright, profiles: Path):
