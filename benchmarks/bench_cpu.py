@@ -10,11 +10,15 @@ taken from the server and from every psrecord process at the start and end of a 
 window; the delta over the window is the CPU used, shown as % of one core. Samples delivered
 per viewer per second (and psrecord's log lines per second) show both actually did the work.
 
+The children are idle, so their RSS holds still and the growth estimator judges each window
+without pairing its points; ``--busy`` children allocate and free a few pages four times a
+second, so every estimate pairs them (the dearer case).
+
 By default memdash and psrecord run at the same time (one window, half the wall time); the
 machine has room (see the "load" lines), but ``--sequential`` measures them one after the
 other if you suspect they disturb each other.
 
-    .venv/bin/python benchmarks/bench_cpu.py [--seconds 60] [--quick] [--sequential]
+    .venv/bin/python benchmarks/bench_cpu.py [--seconds 60] [--quick] [--sequential] [--busy]
 """
 
 from __future__ import annotations
@@ -29,9 +33,19 @@ import time
 from pathlib import Path
 
 import psutil
-from _common import IdleProcesses, header, note, print_table, progress
+from _common import IDLE, IdleProcesses, header, note, print_table, progress
 
 from dashboard.testing import Server, Viewer
+
+# A child whose RSS moves every quarter second: it keeps up to 20 buffers of 4-256 KiB, filled
+# (so resident), dropping the oldest.
+BUSY = """import random, time
+keep = []
+while True:
+    keep.append(b"x" * random.randint(1, 64) * 4096)
+    del keep[:-20]
+    time.sleep(0.25)
+"""
 
 
 def cpu(proc: psutil.Process) -> float:
@@ -107,6 +121,7 @@ def main() -> None:
     p.add_argument("--warmup", type=float, default=3, help="seconds before the window (3)")
     p.add_argument("--sequential", action="store_true", help="memdash first, then psrecord")
     p.add_argument("--draw", default="rss", help="the field the viewers draw (rss; uss: detail)")
+    p.add_argument("--busy", action="store_true", help="children whose RSS moves (not idle)")
     args = p.parse_args()
     if args.quick:
         args.seconds = 15
@@ -115,7 +130,7 @@ def main() -> None:
     logdir = tempfile.mkdtemp(prefix="memdash-bench-psrecord-")
     rows, load = [], []
 
-    with IdleProcesses(args.pids) as idle:
+    with IdleProcesses(args.pids, BUSY if args.busy else IDLE) as idle:
         pids = idle.pids
 
         def run_psrecord_only():
@@ -182,7 +197,8 @@ def main() -> None:
 
     detail_every = 1 if args.draw in ("uss", "pss", "swap", "anon") else 10
     print(
-        f"- load: {args.pids} idle Python children watched at interval {args.interval} s by "
+        f"- load: {args.pids} {'busy' if args.busy else 'idle'} Python children watched at "
+        f"interval {args.interval} s by "
         f"memdash (viewers draw {args.draw}: detail read every {detail_every} s) and by "
         f"{args.pids} psrecord processes; "
         f"{args.seconds:.0f} s window after {args.warmup:.0f} s warm-up; "

@@ -37,7 +37,7 @@ import collections
 import statistics
 from dataclasses import dataclass
 
-from .slopes import slope_error, theil_sen
+from .slopes import Point, slope_error, theil_sen
 
 MiB = 2**20
 VERDICTS = ("warming_up", "stable", "growing", "shrinking")
@@ -57,21 +57,6 @@ class Growth:
             "verdict": self.verdict,
             "window_s": self.window_s,
         }
-
-
-class _Point:
-    """One bucket's median. ``row`` caches its slopes to the earlier points of its segment
-    (see GrowthEstimator._window_slope)."""
-
-    __slots__ = ("first", "last", "value", "t", "seq", "row")
-
-    def __init__(self, first: float, last: float, value: float, seq: int) -> None:
-        self.first = first  # time of the bucket's first sample
-        self.last = last  # time of its last sample
-        self.value = value  # the median of its samples
-        self.t = (first + last) / 2
-        self.seq = seq  # consecutive along the estimator's points
-        self.row: tuple[int, int, list[float]] | None = None  # (layout, first seq, slopes)
 
 
 class GrowthEstimator:
@@ -107,7 +92,7 @@ class GrowthEstimator:
         self.patience_s = patience_s if patience_s is not None else (30.0 if helper else 10.0)
         self.min_gap_s = min_gap_s
         self.recent_s = recent_s if recent_s is not None else (4.0 if helper else 6.0)
-        self._points: collections.deque[_Point] = collections.deque(
+        self._points: collections.deque[Point] = collections.deque(
             maxlen=int(2 * window_s / bucket_s) + 2
         )
         self._bucket: list[float] = []
@@ -167,7 +152,7 @@ class GrowthEstimator:
     def _close(self) -> None:
         if self._bucket:
             self._points.append(
-                _Point(
+                Point(
                     self._bucket_first,
                     self._bucket_last,
                     statistics.median(self._bucket),
@@ -195,7 +180,7 @@ class GrowthEstimator:
         self._cache = (self._version, growth)
         return growth
 
-    def _segment(self, p: _Point) -> int:
+    def _segment(self, p: Point) -> int:
         return bisect.bisect_right(self._breaks, p.first)
 
     def _estimate(self) -> Growth:
@@ -204,29 +189,40 @@ class GrowthEstimator:
         newest = self._points[-1].t
         start = max(newest - self.window_s, self._since)
         window = [p for p in self._points if p.t >= start]
-        pts = [(p.t, p.value, self._segment(p)) for p in window]
-        span = pts[-1][0] - pts[0][0]
-        # pairs closer than a GC cycle measure the sawtooth, not the trend
-        gap = min(self.min_gap_s, span / 3)
-        slope = self._window_slope(window) if gap == self.min_gap_s else theil_sen(pts, gap)
+        span = newest - window[0].t
+        # An idle process's RSS often holds still for the whole window (one segment): then
+        # every slope and second difference is exactly 0, and pairing points only says so.
+        flat = self._flat(window)
+        if flat:
+            slope = 0.0
+        else:
+            pts = [(p.t, p.value, self._segment(p)) for p in window]
+            # pairs closer than a GC cycle measure the sawtooth, not the trend
+            gap = min(self.min_gap_s, span / 3)
+            slope = self._window_slope(window) if gap == self.min_gap_s else theil_sen(pts, gap)
         if slope is None or span < self.min_span_s:
             verdict = self._verdict if self._settled else "warming_up"
             return Growth(int((slope or 0.0) * 60), verdict, round(span, 1))
-        level = statistics.median(v for _, v, _ in pts)
+        level = window[0].value if flat else statistics.median(v for _, v, _ in pts)
         base = self.floor + self.relative * level
-        threshold = base + self.noise_k * slope_error(pts)
         length = min(span / 2, self.recent_s)
         cut = newest - length
-        gap = min(self.min_gap_s, length / 3)
-        tail = [p for p in pts if p[0] >= cut]
-        recent = theil_sen(tail, gap) or 0.0
-        # the recent part is judged by its own noise (not by the start-up jumps before it), but
-        # a part too noisy to tell is not called flat: at most twice the base threshold
-        recent_at = base + min(base, self.noise_k * slope_error(tail)) if len(tail) >= 4 else None
-        # the part just before it, as long: the first seconds of a process (loading its runtime)
-        # are a jump that says nothing about whether it is still decelerating
-        before = cut - length
-        early = theil_sen([p for p in pts if before <= p[0] <= cut], gap) or 0.0
+        if flat:
+            threshold, recent, early = base, 0.0, 0.0
+            recent_at = base if sum(p.t >= cut for p in window) >= 4 else None
+        else:
+            threshold = base + self.noise_k * slope_error(pts)
+            gap = min(self.min_gap_s, length / 3)
+            tail = [p for p in pts if p[0] >= cut]
+            recent = theil_sen(tail, gap) or 0.0
+            # the recent part is judged by its own noise (not by the start-up jumps before it),
+            # but a part too noisy to tell is not called flat: at most twice the base threshold
+            noise = min(base, self.noise_k * slope_error(tail))
+            recent_at = base + noise if len(tail) >= 4 else None
+            # the part just before it, as long: the first seconds of a process (loading its
+            # runtime) are a jump that says nothing about whether it is still decelerating
+            before = cut - length
+            early = theil_sen([p for p in pts if before <= p[0] <= cut], gap) or 0.0
         old_enough = span >= self.patience_s
         verdict = self._judge(slope, early, recent, threshold, recent_at, old_enough)
         if verdict == "stable" and not self._settled:
@@ -238,11 +234,17 @@ class GrowthEstimator:
         self._verdict = verdict
         return Growth(int(slope * 60), verdict, round(span, 1))
 
-    def _window_slope(self, window: list[_Point]) -> float | None:
+    def _flat(self, window: list[Point]) -> bool:
+        """Every point of the window has the same value, and they are one segment."""
+        value = window[0].value
+        same = all(p.value == value for p in window)
+        return same and self._segment(window[0]) == self._segment(window[-1])
+
+    def _window_slope(self, window: list[Point]) -> float | None:
         """``theil_sen`` of the window's points with the gap ``min_gap_s``, from each point's
         slopes to the earlier points of its segment, computed once per point: the window gains
         a point and loses one each second, so this is ~60 divisions a second, not ~400."""
-        points: list[_Point] = []
+        points: list[Point] = []
         slopes: list[float] = []
         for p in window:
             row = p.row
@@ -253,7 +255,7 @@ class GrowthEstimator:
             slopes += row[2][skip:] if skip > 0 else row[2]
         return statistics.median(slopes) if slopes else None
 
-    def _row(self, points: list[_Point], j: int) -> tuple:
+    def _row(self, points: list[Point], j: int) -> tuple:
         """(layout, seq of the first earlier point, slopes) of point ``j``: to every earlier
         point of its segment at least ``min_gap_s`` before it (times ascend: a run of them)."""
         segment = self._segment(points[j])

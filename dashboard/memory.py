@@ -58,16 +58,12 @@ class StatmReader:
             raw = os.pread(self._fd, 128, 0)
         except OSError as e:
             raise errors.ProcessGone(f"process {self.pid} exited") from e
-        if raw.startswith(b"0 "):
+        size, resident, shared, text, _lib, data, _dt = map(int, raw.split())
+        if not size:
             raise errors.ProcessGone(f"process {self.pid} exited")
-        size, resident, shared, text, _lib, data, _dt = raw.split()
-        return {
-            "rss": int(resident) * PAGE_SIZE,
-            "vms": int(size) * PAGE_SIZE,
-            "shared": int(shared) * PAGE_SIZE,
-            "text": int(text) * PAGE_SIZE,
-            "data": int(data) * PAGE_SIZE,
-        }
+        page = PAGE_SIZE
+        return {"rss": resident * page, "vms": size * page, "shared": shared * page,
+                "text": text * page, "data": data * page}  # fmt: skip
 
     def close(self) -> None:
         if self._fd >= 0:

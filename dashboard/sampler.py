@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import threading
 import time
 from typing import Callable, ContextManager, Protocol
@@ -37,6 +38,7 @@ from .target import Target
 from .trees import MAX_MEMBERS
 
 log = logging.getLogger(__name__)
+_IS_TOTAL = operator.attrgetter("children")  # a tree's total sums its members' tick
 
 # (event, payload, to): ``to`` is a socket id, a list of them, or None for every socket; for
 # "samples" the payload is a list of batches, one Socket.IO argument each.
@@ -159,9 +161,10 @@ class Sampler(Holders):
                 if parents is None:  # one pass over /proc a tick, for every tree
                     parents = memory.parent_map()
                 self._grow(total, parents)
-        targets = self.targets()
-        for target in sorted(targets, key=lambda t: t.children):  # members before totals
-            if not target.held and (
+        with self._lock:  # members before totals
+            targets = sorted(self._targets.values(), key=_IS_TOTAL)
+        for target in targets:
+            if not (target.owners or target.sockets) and (
                 target.exited_at is not None or mono - target.idle_since > self.linger
             ):
                 self._forget(target)
@@ -188,11 +191,11 @@ class Sampler(Holders):
                 return
         else:
             try:
-                sample = target.read_fast()
+                sample = target.reader.read()  # the hot path: ~200 times a second for 20 PIDs
             except errors.ProcessGone:
                 self._exited(target, now)
                 return
-            if self._detail_due(target, phase):
+            if (phase == target.slot or target.trees) and self._detail_due(target, phase):
                 try:
                     sample.update(target.read_detail())
                     target.detail_error = None
@@ -212,9 +215,12 @@ class Sampler(Holders):
     def _detail_due(self, target: Target, phase: int) -> bool:
         """Its detail tick, or that of a tree it is in (whose total sums this tick's detail
         figures)."""
-        return self._detail_tick(target, phase) or any(
-            self._detail_tick(tree, phase) for tree in list(target.trees)
-        )
+        if self._detail_tick(target, phase):
+            return True
+        for tree in list(target.trees):
+            if self._detail_tick(tree, phase):
+                return True
+        return False
 
     def _detail_tick(self, target: Target, phase: int) -> bool:
         """A socket receives ``target`` and this is its tick of the detail period: of every

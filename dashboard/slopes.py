@@ -1,6 +1,7 @@
 """Robust slopes of a series of (t, value, segment) points (pure, stdlib only): Theil–Sen, and
 the standard error its noise gives a fitted slope. Points of different segments (a process
 tree's membership changed between them, a tool action lay between them) are never paired.
+:class:`Point` is one point of a growth estimator, with the slopes it keeps.
 """
 
 from __future__ import annotations
@@ -34,3 +35,18 @@ def slope_error(points: list[tuple[float, float, int]]) -> float:
     centre = statistics.median(second)
     sigma = 1.4826 * statistics.median(abs(d - centre) for d in second) / 6**0.5
     return sigma * (12 / len(points)) ** 0.5 / span
+
+
+class Point:
+    """One bucket's median. ``row`` caches its slopes to the earlier points of its segment
+    (see GrowthEstimator._window_slope)."""
+
+    __slots__ = ("first", "last", "value", "t", "seq", "row")
+
+    def __init__(self, first: float, last: float, value: float, seq: int) -> None:
+        self.first = first  # time of the bucket's first sample
+        self.last = last  # time of its last sample
+        self.value = value  # the median of its samples
+        self.t = (first + last) / 2
+        self.seq = seq  # consecutive along the estimator's points
+        self.row: tuple[int, int, list[float]] | None = None  # (layout, first seq, slopes)

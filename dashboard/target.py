@@ -26,6 +26,7 @@ class Target:
 
     def __init__(self, key: memory.ProcessKey, children: bool, process: dict, capacity: int):
         self.key = key
+        self.pid = key.pid  # an attribute, not a property: read several times a sample
         self.children = children
         self.process = process
         self.owners: set[str] = set()
@@ -42,10 +43,6 @@ class Target:
         self.slot = 0  # the tick (modulo the detail period) of its detail read
         self.exited_at: float | None = None
         self.idle_since: float | None = time.monotonic()  # until its first holder arrives
-
-    @property
-    def pid(self) -> int:
-        return self.key.pid
 
     @property
     def held(self) -> bool:

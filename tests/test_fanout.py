@@ -47,6 +47,23 @@ def test_anything_else_unencodable_is_still_refused():
         shared_json.dumps({"x": object()})
 
 
+def test_a_flush_encodes_as_the_standard_library_would():
+    # Given a flush of samples (what orjson encodes ten times a second) and odd payloads
+    # orjson refuses: an int beyond 64 bits, a command line that is not valid UTF-8
+    samples = [{"rss": 10**8 + i, "vms": 2**40, "t": 1764382000.123456 + i / 10} for i in range(20)]
+    flush = ["samples", *({"pid": 100 + i, "children": False, "samples": [s]}
+                          for i, s in enumerate(samples))]  # fmt: skip
+    odd = [{"n": 2**70}, {"cmdline": ["python", "caf\udce9"]}, {1: "int key"}]
+    for payload in [flush, *odd]:
+        # When each is encoded as a packet would be
+        text = shared_json.dumps(payload, separators=(",", ":"))
+        # Then the text is what json.dumps gives (odd ones: through json itself), and the
+        # samples' text is byte for byte the same
+        assert json.loads(text) == json.loads(json.dumps(payload))
+    compact = (",", ":")
+    assert shared_json.dumps(flush, separators=compact) == json.dumps(flush, separators=compact)
+
+
 class _Target:
     """What shared_backfill reads of a sampler target: its pid, tree flag and history."""
 

@@ -309,6 +309,55 @@ class _EveryPair(GrowthEstimator):
         return theil_sen([(p.t, p.value, self._segment(p)) for p in window], self.min_gap_s)
 
 
+class _NeverFlat(GrowthEstimator):
+    """The estimator pairing every window's points, flat ones too (the reference for the flat
+    path)."""
+
+    def _flat(self, window):
+        return False
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_flat_window_is_judged_exactly_as_pairing_its_points_would(seed):
+    rnd = random.Random(seed)
+    # Given an estimator with the flat path and one without, fed an idle process's RSS: it
+    # holds still for tens of seconds, then steps, sometimes across a membership change or a
+    # tool action; the value may be a median halfway between two samples
+    flat, reference = GrowthEstimator(helper=seed % 2 == 1), _NeverFlat(helper=seed % 2 == 1)
+    t, level, members, flats = 1000.0, 30 * MiB, 1, 0
+    for step in range(2400):
+        t += rnd.choice([0.1, 0.1, 0.05, 0.3])
+        if rnd.random() < 0.003:
+            level += rnd.choice([4096, -4096, 2 * MiB, 2049])
+        members += rnd.random() < 0.001
+        if rnd.random() < 0.001:
+            start = t - rnd.uniform(0, 10)
+            for est in (flat, reference):
+                est.quiet(start, t)
+        for est in (flat, reference):
+            est.add(t, level, members)
+        # Then every estimate, once a second, is the same (flat windows were met often)
+        if step % 10 == 0:
+            window = [p for p in flat._points if p.t >= max(t - 30, flat._since)]
+            flats += bool(window) and flat._flat(window)
+            assert flat.estimate(t) == reference.estimate(t), (seed, step)
+    assert flats > 50
+
+
+def test_a_level_held_across_membership_changes_is_not_a_flat_window():
+    # Given a tree whose members change every 3 s while its total holds still: no two points
+    # of one segment are the 4 s apart a slope needs
+    flat, reference = GrowthEstimator(), _NeverFlat()
+    for i in range(400):
+        t = 1000 + i / 10
+        for est in (flat, reference):
+            est.add(t, 30 * MiB, members=int(t // 3))
+    # When both estimate
+    # Then the flat path is not taken: there is no slope, as pairing the points finds
+    assert flat.estimate(1040.0) == reference.estimate(1040.0)
+    assert flat.estimate(1040.0).verdict == "warming_up"
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_cached_slopes_give_exactly_what_every_pair_gives(seed):
     rnd = random.Random(seed)

@@ -16,6 +16,7 @@ import pytest
 from dashboard import errors, recrows
 from dashboard.recording import (
     FIELDS,
+    SCHEMA,
     SCHEMA_VERSION,
     BadRecording,
     NewerRecording,
@@ -423,12 +424,19 @@ def test_a_sample_becomes_the_same_row_whichever_figures_it_carries():
              "data": 1 << 20}  # fmt: skip
     full = {**statm, "uss": 5 << 20, "pss": 6 << 20, "swap": 0, "anon": 4 << 20,
             "heap_used": 123, "heap_total": 456, "external": 7, "children": 2}  # fmt: skip
-    # When each is made a row (t0 = 10 s)
+    # When each is made a row (t0 = 10 s), and both are written to a samples table
     fast, slow = recrows._row(1, 10_000, statm), recrows._row(1, 10_000, full)
-    # Then both have the statm figures in KiB (rounded) and ms after t0, and the fast path
-    # leaves the other columns empty as the general one does
-    assert fast[:7] == slow[:7] == (1, 2346, 10240, 101376, 3, 0, 1024)
-    assert fast[7:] == (None,) * 8
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.executescript(SCHEMA)
+    writer = recrows.RowWriter(db, 10_000)
+    writer.process(4242, 1.0, False, {})
+    writer.samples({1: [fast, (*slow[:1], slow[1] + 100, *slow[2:])]}, stats := {})
+    # Then both have the statm figures in KiB (rounded) and ms after t0; the fast path names
+    # only those, and its other columns are stored empty as the general one's would be
+    assert fast == slow[:7] == (1, 2346, 10240, 101376, 3, 0, 1024)
     assert slow[7:] == (5120, 6144, 0, 4096, 123, 456, 7, 2)
+    stored = db.execute("SELECT * FROM samples ORDER BY t").fetchall()
+    assert stored == [(*fast, *(None,) * 8), (1, 2446, *slow[2:])]
+    assert stats == {1: (2346, 2446, 2)}
     # And a sample with a None figure takes the general path instead of failing
     assert recrows._row(1, 10_000, {**statm, "shared": None})[4] is None
