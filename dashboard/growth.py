@@ -190,13 +190,15 @@ class GrowthEstimator:
         start = max(newest - self.window_s, self._since)
         window = [p for p in self._points if p.t >= start]
         span = newest - window[0].t
+        segment = self._segment(window[0])  # the usual case: the window's only one
+        one = segment == self._segment(window[-1])
         # An idle process's RSS often holds still for the whole window (one segment): then
         # every slope and second difference is exactly 0, and pairing points only says so.
-        flat = self._flat(window)
+        flat = one and self._flat(window)
         if flat:
             slope = 0.0
         else:
-            pts = [(p.t, p.value, self._segment(p)) for p in window]
+            pts = [(p.t, p.value, segment if one else self._segment(p)) for p in window]
             # pairs closer than a GC cycle measure the sawtooth, not the trend
             gap = min(self.min_gap_s, span / 3)
             slope = self._window_slope(window) if gap == self.min_gap_s else theil_sen(pts, gap)
@@ -235,10 +237,8 @@ class GrowthEstimator:
         return Growth(int(slope * 60), verdict, round(span, 1))
 
     def _flat(self, window: list[Point]) -> bool:
-        """Every point of the window has the same value, and they are one segment."""
-        value = window[0].value
-        same = all(p.value == value for p in window)
-        return same and self._segment(window[0]) == self._segment(window[-1])
+        """Every point of the window has the same value."""
+        return all(p.value == window[0].value for p in window)
 
     def _window_slope(self, window: list[Point]) -> float | None:
         """``theil_sen`` of the window's points with the gap ``min_gap_s``, from each point's
