@@ -16,8 +16,9 @@ from .recfile import FIELDS, KIB_FIELDS
 STATM = KIB_FIELDS[:5]  # rss, vms, shared, text, data: first in the row
 _statm = operator.itemgetter(*STATM)
 _PLAIN = FIELDS[len(KIB_FIELDS) :]  # stored as they are, not in KiB
-# A statm-only row names its seven columns and leaves the rest NULL: binding the nine NULLs
-# cost twice what inserting the row did (sqlite3 binds each parameter in Python's C layer).
+# A statm-only row names its seven columns and leaves the rest NULL: binding nine NULLs a row
+# cost more than inserting it (benchmarks/bench_recording.py: recording's CPU about halved).
+_STATM_ROW = 2 + len(STATM)  # process_id, t, the statm figures
 _INSERT_STATM = (
     f"INSERT OR IGNORE INTO samples (process_id, t, {', '.join(STATM)})"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -30,8 +31,8 @@ def _kib(value: int | None) -> int | None:
 
 
 def _row(pid_id: int, t0: int, s: dict) -> tuple:
-    """A sample as a row of the samples table (KiB, ms after t0): 7 values for a sample of
-    the statm figures only (``_INSERT_STATM``), else one per column (``_INSERT``)."""
+    """A sample as a row of the samples table (KiB, ms after t0): ``_STATM_ROW`` values for a
+    sample of the statm figures only (``_INSERT_STATM``), else one per column (``_INSERT``)."""
     ms = round(s["t"] * 1000) - t0
     if len(s) == len(STATM) + 1:
         try:
@@ -88,11 +89,11 @@ class RowWriter:
         they cost more than the samples); ``stats`` gets each one's (first, last, new)."""
         for pid_id, mine in rows.items():
             before = self.db.total_changes
-            short = [row for row in mine if len(row) == 7]
+            short = [row for row in mine if len(row) == _STATM_ROW]
             if short:
                 self.db.executemany(_INSERT_STATM, short)
             if len(short) < len(mine):
-                self.db.executemany(_INSERT, [row for row in mine if len(row) != 7])
+                self.db.executemany(_INSERT, [row for row in mine if len(row) != _STATM_ROW])
             new = self.db.total_changes - before  # a repeated (backfilled) sample is not new
             ts = [row[1] for row in mine]
             first, last, count = stats.get(pid_id, (ts[0], ts[0], 0))

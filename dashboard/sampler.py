@@ -164,7 +164,7 @@ class Sampler(Holders):
         with self._lock:  # members before totals
             targets = sorted(self._targets.values(), key=_IS_TOTAL)
         for target in targets:
-            if not (target.owners or target.sockets) and (
+            if not target.held and (
                 target.exited_at is not None or mono - target.idle_since > self.linger
             ):
                 self._forget(target)
@@ -191,10 +191,11 @@ class Sampler(Holders):
                 return
         else:
             try:
-                sample = target.reader.read()  # the hot path: ~200 times a second for 20 PIDs
+                sample = target.read_fast()
             except errors.ProcessGone:
                 self._exited(target, now)
                 return
+            # Most ticks are not its detail tick and it is in no tree: no call for those.
             if (phase == target.slot or target.trees) and self._detail_due(target, phase):
                 try:
                     sample.update(target.read_detail())
@@ -215,12 +216,9 @@ class Sampler(Holders):
     def _detail_due(self, target: Target, phase: int) -> bool:
         """Its detail tick, or that of a tree it is in (whose total sums this tick's detail
         figures)."""
-        if self._detail_tick(target, phase):
-            return True
-        for tree in list(target.trees):
-            if self._detail_tick(tree, phase):
-                return True
-        return False
+        return self._detail_tick(target, phase) or any(
+            self._detail_tick(tree, phase) for tree in list(target.trees)
+        )
 
     def _detail_tick(self, target: Target, phase: int) -> bool:
         """A socket receives ``target`` and this is its tick of the detail period: of every

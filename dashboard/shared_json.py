@@ -7,11 +7,11 @@ process, holding the GIL long enough to delay everyone's live samples. An :class
 value stands in the payload for text encoded earlier; :func:`dumps` (the packet class's JSON
 module, see ``extension.JsonPacket``) writes that text where the value is.
 
-Every message the server sends is encoded here, so it uses orjson (a maintained C encoder,
-~10x faster than the standard library's on a flush of samples: ~7 µs against ~90 µs for
-twenty processes, ten times a second per group of viewers) with the same compact output;
-what orjson refuses (an int beyond 64 bits, a lone surrogate from an odd command line) goes
-through :mod:`json` as before. orjson writes ``null`` for NaN, which a browser can parse.
+Every message the server sends is encoded here, ten flushes a second per group of viewers,
+so it uses orjson (a maintained C encoder, an order of magnitude faster than the standard
+library's on a flush of samples) with the same compact output. What orjson refuses (an int
+beyond 64 bits, a lone surrogate from an odd command line) goes through :mod:`json` as
+before. orjson writes ``null`` for NaN, which a browser can parse.
 """
 
 from __future__ import annotations
