@@ -71,7 +71,6 @@ class History(Backfill):
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self._dense = {name: array("d") for name in DENSE}
-        self._columns = list(self._dense.values())  # in DENSE order: the hot path's loop
         self._sparse: dict[str, _Sparse] = {}
         self._partial: set[str] = set()  # dense columns some sample lacked (tests, odd reads)
         self._start = 0  # physical index of the oldest full-rate sample, once the columns wrapped
@@ -111,8 +110,7 @@ class History(Backfill):
             pos = self._start + held
             if pos >= self.capacity:
                 pos -= self.capacity
-            columns = self._columns
-            grow = pos == len(columns[0])
+            grow = pos == len(self._dense["t"])
             try:
                 values = _dense_values(sample)
             except KeyError:
@@ -124,10 +122,10 @@ class History(Backfill):
                 values = tuple(_NAN if name in missing else sample[name] for name in DENSE)
                 found -= len(missing)
             if grow:
-                for column, value in zip(columns, values, strict=False):  # both len(DENSE)
+                for column, value in zip(self._dense.values(), values, strict=True):
                     column.append(value)
             else:
-                for column, value in zip(columns, values, strict=False):
+                for column, value in zip(self._dense.values(), values, strict=True):
                     column[pos] = value
             seq = self._seq
             self._seq += 1

@@ -161,9 +161,7 @@ class Sampler(Holders):
                 if parents is None:  # one pass over /proc a tick, for every tree
                     parents = memory.parent_map()
                 self._grow(total, parents)
-        with self._lock:  # members before totals
-            targets = sorted(self._targets.values(), key=_IS_TOTAL)
-        for target in targets:
+        for target in sorted(self.targets(), key=_IS_TOTAL):  # members before totals
             if not target.held and (
                 target.exited_at is not None or mono - target.idle_since > self.linger
             ):
@@ -195,8 +193,7 @@ class Sampler(Holders):
             except errors.ProcessGone:
                 self._exited(target, now)
                 return
-            # Most ticks are not its detail tick and it is in no tree: no call for those.
-            if (phase == target.slot or target.trees) and self._detail_due(target, phase):
+            if self._detail_due(target, phase):
                 try:
                     sample.update(target.read_detail())
                     target.detail_error = None
@@ -216,6 +213,8 @@ class Sampler(Holders):
     def _detail_due(self, target: Target, phase: int) -> bool:
         """Its detail tick, or that of a tree it is in (whose total sums this tick's detail
         figures)."""
+        if phase != target.slot and not target.trees:  # most ticks of most targets
+            return False
         return self._detail_tick(target, phase) or any(
             self._detail_tick(tree, phase) for tree in list(target.trees)
         )
